@@ -1,0 +1,1 @@
+"""Health probes and metrics (built out with the production hardening work)."""

@@ -1,0 +1,1 @@
+"""Leads: the domain of the pipeline."""

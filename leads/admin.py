@@ -1,0 +1,240 @@
+"""The staff console: leads, experiments and their arms, templates, outreach, engagement.
+
+Changes of state go through `leads.services`, so the admin obeys the same rules as the API.
+Outreach and engagement are history: staff may read them, never edit them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate, Variant
+from leads.services import leads as lead_services
+from leads.services import templates as template_services
+from pipeline_whisperer.exceptions import DomainError
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OutreachInline(admin.TabularInline):
+    model = Outreach
+    fields = ("status", "variant", "subject", "sent_at", "reward")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = (
+        "company_name",
+        "lightfield_id",
+        "status",
+        "persona",
+        "score",
+        "contact_name",
+        "contact_email",
+        "company_industry",
+        "created_at",
+    )
+    list_filter = ("status", "persona", "company_size", "budget_range", "source_channel")
+    search_fields = ("company_name", "contact_name", "contact_email", "lightfield_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    # A full COUNT(*) on every page is the slowest part of a large changelist.
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ("snooze_leads", "unsnooze_leads")
+    inlines = (OutreachInline,)
+    readonly_fields = (
+        "lightfield_id",
+        "status",
+        "score",
+        "persona",
+        "scoring_model",
+        "scoring_reasons",
+        "scored_at",
+        "failure_reason",
+        "raw_payload",
+        "lightfield_created_at",
+        "snoozed_until",
+        "status_before_snooze",
+        "unsubscribed_at",
+        "bounced_at",
+        "contacted_at",
+        "responded_at",
+        "converted_at",
+        "outreach_count",
+        "engagement_count",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "lightfield_id",
+                    "status",
+                    "score",
+                    "persona",
+                    "scoring_model",
+                    "scoring_reasons",
+                    "scored_at",
+                    "failure_reason",
+                )
+            },
+        ),
+        (
+            "Company",
+            {"fields": ("company_name", "company_website", "company_industry", "company_size", "company_description")},
+        ),
+        ("Contact", {"fields": ("contact_name", "contact_email", "contact_title", "contact_linkedin")}),
+        (
+            "Source and needs",
+            {
+                "fields": (
+                    "source_channel",
+                    "source_campaign",
+                    "source_referrer",
+                    "tech_stack",
+                    "pain_points",
+                    "budget_range",
+                    "timeline",
+                )
+            },
+        ),
+        (
+            "History",
+            {
+                "fields": (
+                    "lightfield_created_at",
+                    "created_at",
+                    "updated_at",
+                    "snoozed_until",
+                    "status_before_snooze",
+                    "contacted_at",
+                    "responded_at",
+                    "converted_at",
+                    "unsubscribed_at",
+                    "bounced_at",
+                    "outreach_count",
+                    "engagement_count",
+                )
+            },
+        ),
+        ("Raw event", {"classes": ("collapse",), "fields": ("raw_payload",)}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # leads arrive from the CRM (ingest), not by hand
+
+    @admin.action(description="Snooze selected leads", permissions=["change"])
+    def snooze_leads(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        self._apply(request, queryset, lead_services.lead_snooze, "Snoozed")
+
+    @admin.action(description="Unsnooze selected leads", permissions=["change"])
+    def unsnooze_leads(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        self._apply(request, queryset, lead_services.lead_unsnooze, "Unsnoozed")
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Lead], service: Any, verb: str) -> None:
+        done, refused = 0, []
+        for lead in queryset:
+            try:
+                service(lead=lead)
+            except DomainError as error:
+                refused.append(f"{lead.company_name}: {error.message}")
+                continue
+            self.log_change(request, lead, f"{verb} from the admin.")
+            done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} lead(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"Left {len(refused)} lead(s) as they were: " + "; ".join(refused[:10]), messages.WARNING
+            )
+
+
+class OutreachTemplateForm(forms.ModelForm):
+    class Meta:
+        model = OutreachTemplate
+        fields = ("name", "subject", "body")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "subject" in cleaned and "body" in cleaned:
+            try:
+                template_services.template_check(subject=cleaned["subject"], body=cleaned["body"])
+            except DomainError as error:
+                for field, problems in error.extra.get("errors", {}).items():
+                    self.add_error(field, problems)
+        return cleaned
+
+
+@admin.register(OutreachTemplate)
+class OutreachTemplateAdmin(admin.ModelAdmin):
+    form = OutreachTemplateForm
+    list_display = ("name", "subject", "updated_at")
+    search_fields = ("name", "subject", "body")
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    fields = ("name", "template", "is_active", "alpha", "beta", "sends", "successes", "failures")
+    readonly_fields = ("alpha", "beta", "sends", "successes", "failures")
+    extra = 0
+    min_num = 2
+    validate_min = True
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("name", "target_persona", "status", "variant_count", "created_at")
+    list_filter = ("status", "target_persona")
+    search_fields = ("name", "description")
+    inlines = (VariantInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
+        return super().get_queryset(request).prefetch_related("variants")
+
+    @admin.display(description="Variants")
+    def variant_count(self, experiment: Experiment) -> int:
+        return len(experiment.variants.all())
+
+
+@admin.register(Outreach)
+class OutreachAdmin(_ReadOnlyAdmin):
+    list_display = ("id", "lead", "variant", "status", "to_email", "sent_at", "reward")
+    list_filter = ("status", "reward", "variant__experiment")
+    list_select_related = ("lead", "variant", "variant__experiment")
+    search_fields = ("to_email", "subject", "message_id", "lead__company_name", "lead__lightfield_id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(EngagementEvent)
+class EngagementEventAdmin(_ReadOnlyAdmin):
+    list_display = ("event_id", "event_type", "outreach", "occurred_at", "received_at")
+    list_filter = ("event_type",)
+    list_select_related = ("outreach",)
+    search_fields = ("event_id",)
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False

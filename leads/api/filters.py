@@ -1,0 +1,51 @@
+"""Query-string filters for the list endpoints; a bad value is a 400 that names it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+
+from leads.models import Lead, Outreach, Persona
+
+
+class _LeadFilterForm(forms.Form):
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        low, high = cleaned.get("min_score"), cleaned.get("max_score")
+        if low is not None and high is not None and low > high:
+            raise forms.ValidationError("min_score must not be greater than max_score.")
+        after, before = cleaned.get("created_after"), cleaned.get("created_before")
+        if after and before and after > before:
+            raise forms.ValidationError("created_after must not be later than created_before.")
+        return cleaned
+
+
+class LeadFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Lead.Status.choices)
+    persona = django_filters.MultipleChoiceFilter(choices=Persona.choices)
+    min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte", min_value=0, max_value=1)
+    max_score = django_filters.NumberFilter(field_name="score", lookup_expr="lte", min_value=0, max_value=1)
+    industry = django_filters.CharFilter(field_name="company_industry", lookup_expr="iexact", max_length=100)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Lead
+        fields = ["status", "persona", "min_score", "max_score", "industry", "created_after", "created_before"]
+        form = _LeadFilterForm
+
+
+class OutreachFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Outreach.Status.choices)
+    lead = django_filters.NumberFilter(field_name="lead_id", min_value=1)
+    lightfield_id = django_filters.CharFilter(field_name="lead__lightfield_id", max_length=64)
+    variant = django_filters.NumberFilter(field_name="variant_id", min_value=1)
+    experiment = django_filters.NumberFilter(field_name="variant__experiment_id", min_value=1)
+    sent_after = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_before = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+
+    class Meta:
+        model = Outreach
+        fields = ["status", "lead", "lightfield_id", "variant", "experiment", "sent_after", "sent_before"]

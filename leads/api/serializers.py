@@ -1,0 +1,336 @@
+"""Input serializers validate what callers send; output serializers shape what they get back.
+
+Inputs are plain Serializers: they never save. Views hand their validated data to a service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from leads.models import (
+    BudgetRange,
+    CompanySize,
+    EngagementEvent,
+    Experiment,
+    Lead,
+    Outreach,
+    OutreachTemplate,
+    Persona,
+    Variant,
+)
+from leads.selectors import VariantPosterior
+
+# --- Leads ------------------------------------------------------------------------------
+
+_LEAD_EDITABLE = [
+    "company_name",
+    "company_website",
+    "company_industry",
+    "company_size",
+    "company_description",
+    "contact_name",
+    "contact_email",
+    "contact_title",
+    "contact_linkedin",
+    "source_channel",
+    "source_campaign",
+    "source_referrer",
+    "tech_stack",
+    "pain_points",
+    "budget_range",
+    "timeline",
+]
+
+
+class LeadListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "lightfield_id",
+            "status",
+            "score",
+            "persona",
+            "company_name",
+            "company_industry",
+            "company_size",
+            "contact_name",
+            "contact_email",
+            "contact_title",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class LeadDetailSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "lightfield_id",
+            "status",
+            "score",
+            "persona",
+            "scoring_model",
+            "scoring_reasons",
+            "scored_at",
+            "failure_reason",
+            *_LEAD_EDITABLE,
+            "raw_payload",
+            "lightfield_created_at",
+            "snoozed_until",
+            "unsubscribed_at",
+            "bounced_at",
+            "contacted_at",
+            "responded_at",
+            "converted_at",
+            "outreach_count",
+            "engagement_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class _StringList(serializers.ListField):
+    child = serializers.CharField(max_length=200)
+    max_length = 50
+
+
+class LeadWriteSerializer(serializers.Serializer):
+    """The descriptive fields a caller may set; status changes only through actions."""
+
+    company_name = serializers.CharField(max_length=255)
+    company_website = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    company_industry = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    company_size = serializers.ChoiceField(choices=CompanySize.choices, required=False, allow_blank=True)
+    company_description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+    contact_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    contact_email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    contact_title = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    contact_linkedin = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    source_channel = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    source_campaign = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    source_referrer = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    tech_stack = _StringList(required=False)
+    pain_points = _StringList(required=False)
+    budget_range = serializers.ChoiceField(choices=BudgetRange.choices, required=False, allow_blank=True)
+    timeline = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class LeadCreateSerializer(LeadWriteSerializer):
+    lightfield_id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64, error_messages={"invalid": "Use 1-64 letters, digits, or _ . : -"}
+    )
+
+
+class LeadSnoozeSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the snooze ends; leave out to snooze until unsnoozed."
+    )
+
+
+class LeadStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_persona = serializers.DictField(child=serializers.IntegerField())
+    average_score = serializers.FloatField(allow_null=True)
+    contacted = serializers.IntegerField()
+    converted = serializers.IntegerField()
+    conversion_rate = serializers.FloatField(allow_null=True)
+
+
+# --- Templates --------------------------------------------------------------------------
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutreachTemplate
+        fields = ["id", "name", "subject", "body", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class TemplatePreviewSerializer(serializers.Serializer):
+    lead_id = serializers.IntegerField(min_value=1)
+
+
+class TemplateDraftPreviewSerializer(TemplatePreviewSerializer):
+    subject = serializers.CharField(max_length=500)
+    body = serializers.CharField(max_length=50_000)
+
+
+class RenderedMessageSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    body = serializers.CharField()
+
+
+# --- Experiments ------------------------------------------------------------------------
+
+
+class VariantSerializer(serializers.ModelSerializer):
+    """A variant with its posterior summary, read from the `posteriors` context entry."""
+
+    template_name = serializers.CharField(source="template.name", read_only=True)
+    posterior_mean = serializers.SerializerMethodField()
+    credible_interval_95 = serializers.SerializerMethodField()
+    probability_best = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Variant
+        fields = [
+            "id",
+            "name",
+            "template",
+            "template_name",
+            "is_active",
+            "alpha",
+            "beta",
+            "sends",
+            "successes",
+            "failures",
+            "posterior_mean",
+            "credible_interval_95",
+            "probability_best",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def _posterior(self, variant: Variant) -> VariantPosterior:
+        return self.context["posteriors"][variant.pk]
+
+    def get_posterior_mean(self, variant: Variant) -> float:
+        return round(self._posterior(variant).mean, 6)
+
+    def get_credible_interval_95(self, variant: Variant) -> list[float]:
+        posterior = self._posterior(variant)
+        return [round(posterior.ci_low, 6), round(posterior.ci_high, 6)]
+
+    def get_probability_best(self, variant: Variant) -> float:
+        return round(self._posterior(variant).probability_best, 4)
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    variants = VariantSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = ["id", "name", "description", "target_persona", "status", "variants", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class VariantWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    template = serializers.PrimaryKeyRelatedField(queryset=OutreachTemplate.objects.all())
+    is_active = serializers.BooleanField(default=True)
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=5_000, required=False, allow_blank=True, default="")
+    target_persona = serializers.ChoiceField(
+        choices=Persona.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Leave blank to target every persona.",
+    )
+    variants = VariantWriteSerializer(many=True, min_length=2, max_length=20)
+
+
+class ExperimentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(max_length=5_000, required=False, allow_blank=True)
+    target_persona = serializers.ChoiceField(choices=Persona.choices, required=False, allow_blank=True)
+
+
+class VariantUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    template = serializers.PrimaryKeyRelatedField(queryset=OutreachTemplate.objects.all(), required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+# --- Outreach and dashboard -------------------------------------------------------------
+
+
+class OutreachSerializer(serializers.ModelSerializer):
+    lightfield_id = serializers.CharField(source="lead.lightfield_id", read_only=True)
+    experiment = serializers.IntegerField(source="variant.experiment_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Outreach
+        fields = [
+            "id",
+            "lead",
+            "lightfield_id",
+            "variant",
+            "experiment",
+            "status",
+            "to_email",
+            "subject",
+            "body",
+            "message_id",
+            "error",
+            "reward",
+            "rewarded_at",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "opened_at",
+            "clicked_at",
+            "replied_at",
+            "converted_at",
+            "bounced_at",
+            "unsubscribed_at",
+            "failed_at",
+            "expired_at",
+        ]
+        read_only_fields = fields
+
+
+class EngagementEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EngagementEvent
+        fields = ["id", "event_id", "outreach", "event_type", "occurred_at", "received_at"]
+        read_only_fields = fields
+
+
+class FunnelQuerySerializer(serializers.Serializer):
+    period = serializers.ChoiceField(choices=["today", "7d", "30d", "all"], default="30d")
+
+
+class TimelineQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+
+
+class ActivityQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+
+
+class FunnelSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField(child=serializers.IntegerField())
+    rates = serializers.DictField(child=serializers.FloatField(allow_null=True))
+
+
+class TimelinePointSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    leads = serializers.IntegerField()
+    contacted = serializers.IntegerField()
+    converted = serializers.IntegerField()
+
+
+class ActivitySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.CharField()
+    lead_id = serializers.IntegerField()
+    summary = serializers.CharField()
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    """Validate `data` with `serializer_class`, raising DRF's 400 on failure."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

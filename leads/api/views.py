@@ -1,0 +1,270 @@
+"""The REST API's viewsets: thin doors that validate, call one service or selector, and shape
+the answer. Viewsets are composed from the mixins they need, so no verb exists by accident."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leads import selectors
+from leads.api import serializers as s
+from leads.api.filters import LeadFilter, OutreachFilter
+from leads.models import Experiment, Lead, OutreachTemplate, Variant
+from leads.services import experiments as experiment_services
+from leads.services import leads as lead_services
+from leads.services import templates as template_services
+
+
+class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    filterset_class = LeadFilter
+    search_fields = ["company_name", "contact_name", "contact_email", "lightfield_id"]
+    ordering_fields = ["created_at", "updated_at", "score", "company_name", "status"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        return selectors.lead_list() if self.action == "list" else Lead.objects.all()
+
+    def get_serializer_class(self) -> type[s.serializers.Serializer]:
+        return s.LeadListSerializer if self.action == "list" else s.LeadDetailSerializer
+
+    @extend_schema(request=s.LeadCreateSerializer, responses={201: s.LeadDetailSerializer})
+    def create(self, request: Request) -> Response:
+        data = s.validated(s.LeadCreateSerializer, request.data)
+        lead = lead_services.lead_create(**data)
+        return Response(s.LeadDetailSerializer(lead).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.LeadWriteSerializer, responses=s.LeadDetailSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        lead = self.get_object()
+        changes = s.validated(s.LeadWriteSerializer, request.data, partial=True)
+        return Response(s.LeadDetailSerializer(lead_services.lead_update(lead=lead, **changes)).data)
+
+    @extend_schema(request=s.LeadSnoozeSerializer, responses=s.LeadDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def snooze(self, request: Request, pk: str) -> Response:
+        data = s.validated(s.LeadSnoozeSerializer, request.data)
+        lead = lead_services.lead_snooze(lead=self.get_object(), until=data.get("until"))
+        return Response(s.LeadDetailSerializer(lead).data)
+
+    @extend_schema(request=None, responses=s.LeadDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def unsnooze(self, request: Request, pk: str) -> Response:
+        lead = lead_services.lead_unsnooze(lead=self.get_object())
+        return Response(s.LeadDetailSerializer(lead).data)
+
+    @extend_schema(responses=s.LeadStatsSerializer)
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def stats(self, request: Request) -> Response:
+        return Response(s.LeadStatsSerializer(selectors.lead_stats()).data)
+
+    @extend_schema(responses=s.LeadDetailSerializer)
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path=r"lightfield/(?P<lightfield_id>[A-Za-z0-9_.:-]{1,64})",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def lightfield(self, request: Request, lightfield_id: str) -> Response:
+        lead = get_object_or_404(Lead, lightfield_id=lightfield_id)
+        return Response(s.LeadDetailSerializer(lead).data)
+
+
+class TemplateViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    queryset = OutreachTemplate.objects.all()
+    serializer_class = s.TemplateSerializer
+    search_fields = ["name", "subject"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+    ordering = ["name"]
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        template = template_services.template_create(**serializer.validated_data)
+        return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        template = self.get_object()
+        serializer = self.get_serializer(template, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        template = template_services.template_update(template=template, **serializer.validated_data)
+        return Response(self.get_serializer(template).data)
+
+    @extend_schema(request=s.TemplatePreviewSerializer, responses=s.RenderedMessageSerializer)
+    @action(detail=True, methods=["post"])
+    def preview(self, request: Request, pk: str) -> Response:
+        template = self.get_object()
+        data = s.validated(s.TemplatePreviewSerializer, request.data)
+        lead = get_object_or_404(Lead, pk=data["lead_id"])
+        rendered = template_services.template_render(subject=template.subject, body=template.body, lead=lead)
+        return Response(s.RenderedMessageSerializer(rendered).data)
+
+    @extend_schema(
+        request=s.TemplateDraftPreviewSerializer,
+        responses=s.RenderedMessageSerializer,
+        operation_id="v1_templates_preview_draft",
+    )
+    @action(detail=False, methods=["post"], url_path="preview")
+    def preview_draft(self, request: Request) -> Response:
+        """Render an unsaved subject and body against a lead, to check them before saving."""
+        data = s.validated(s.TemplateDraftPreviewSerializer, request.data)
+        lead = get_object_or_404(Lead, pk=data["lead_id"])
+        rendered = template_services.template_render(subject=data["subject"], body=data["body"], lead=lead)
+        return Response(s.RenderedMessageSerializer(rendered).data)
+
+
+class _PosteriorContextMixin:
+    """Variants serialize with their posterior summaries, computed once per response."""
+
+    def posterior_context(self, variants: list[Variant]) -> dict[str, Any]:
+        return {"posteriors": selectors.experiment_posteriors(variants)}
+
+
+class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
+    serializer_class = s.ExperimentSerializer
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
+
+    def get_queryset(self) -> QuerySet[Experiment]:
+        return selectors.experiment_list()
+
+    def _data(self, experiments: list[Experiment]) -> list[dict[str, Any]]:
+        variants = [variant for experiment in experiments for variant in experiment.variants.all()]
+        context = {**self.get_serializer_context(), **self.posterior_context(variants)}
+        return s.ExperimentSerializer(experiments, many=True, context=context).data
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self._data(page))
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(self._data([self.get_object()])[0])
+
+    def _shown(self, experiment_id: int) -> Response:
+        return Response(self._data([selectors.experiment_list().get(pk=experiment_id)])[0])
+
+    @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
+    def create(self, request: Request) -> Response:
+        data = s.validated(s.ExperimentCreateSerializer, request.data)
+        specs = [experiment_services.VariantSpec(**variant) for variant in data.pop("variants")]
+        experiment = experiment_services.experiment_create(variants=specs, **data)
+        response = self._shown(experiment.pk)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+    @extend_schema(request=s.ExperimentUpdateSerializer, responses=s.ExperimentSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        experiment = self.get_object()
+        changes = s.validated(s.ExperimentUpdateSerializer, request.data)
+        experiment_services.experiment_update(experiment=experiment, **changes)
+        return self._shown(experiment.pk)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        experiment_services.experiment_delete(experiment=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=s.ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        experiment_services.experiment_set_status(experiment=self.get_object(), status=Experiment.Status.PAUSED)
+        return self._shown(int(pk))
+
+    @extend_schema(request=None, responses=s.ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        experiment_services.experiment_set_status(experiment=self.get_object(), status=Experiment.Status.ACTIVE)
+        return self._shown(int(pk))
+
+
+@extend_schema(parameters=[OpenApiParameter("experiment_pk", int, OpenApiParameter.PATH)])
+class VariantViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
+    """The arms of one experiment, at /experiments/{experiment_pk}/variants/."""
+
+    serializer_class = s.VariantSerializer
+    pagination_class = None
+    filter_backends: list[Any] = []
+
+    def get_experiment(self) -> Experiment:
+        return get_object_or_404(Experiment, pk=self.kwargs["experiment_pk"])
+
+    def get_queryset(self) -> QuerySet[Variant]:
+        return selectors.variant_list(experiment=self.get_experiment())
+
+    def _answer(self, variant: Variant, code: int = status.HTTP_200_OK) -> Response:
+        siblings = list(selectors.variant_list(experiment=variant.experiment))
+        return Response(s.VariantSerializer(variant, context=self.posterior_context(siblings)).data, status=code)
+
+    def list(self, request: Request, experiment_pk: str) -> Response:
+        variants = list(self.get_queryset())
+        return Response(s.VariantSerializer(variants, many=True, context=self.posterior_context(variants)).data)
+
+    def retrieve(self, request: Request, experiment_pk: str, pk: str) -> Response:
+        return self._answer(self.get_object())
+
+    @extend_schema(request=s.VariantWriteSerializer, responses={201: s.VariantSerializer})
+    def create(self, request: Request, experiment_pk: str) -> Response:
+        data = s.validated(s.VariantWriteSerializer, request.data)
+        variant = experiment_services.variant_create(experiment=self.get_experiment(), **data)
+        return self._answer(variant, status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.VariantUpdateSerializer, responses=s.VariantSerializer)
+    def partial_update(self, request: Request, experiment_pk: str, pk: str) -> Response:
+        changes = s.validated(s.VariantUpdateSerializer, request.data)
+        return self._answer(experiment_services.variant_update(variant=self.get_object(), **changes))
+
+    def destroy(self, request: Request, experiment_pk: str, pk: str) -> Response:
+        experiment_services.variant_delete(variant=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=s.VariantSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, experiment_pk: str, pk: str) -> Response:
+        return self._answer(experiment_services.variant_update(variant=self.get_object(), is_active=False))
+
+    @extend_schema(request=None, responses=s.VariantSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, experiment_pk: str, pk: str) -> Response:
+        return self._answer(experiment_services.variant_update(variant=self.get_object(), is_active=True))
+
+
+class OutreachViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.OutreachSerializer
+    filterset_class = OutreachFilter
+    search_fields = ["to_email", "subject", "lead__company_name"]
+    ordering_fields = ["created_at", "sent_at", "status"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.outreach_list()
+
+
+class DashboardViewSet(viewsets.ViewSet):
+    """Funnel, timeline and activity feed for dashboards."""
+
+    @extend_schema(parameters=[s.FunnelQuerySerializer], responses=s.FunnelSerializer)
+    @action(detail=False, methods=["get"])
+    def funnel(self, request: Request) -> Response:
+        period = s.validated(s.FunnelQuerySerializer, request.query_params)["period"]
+        return Response(s.FunnelSerializer(selectors.dashboard_funnel(since=selectors.period_start(period))).data)
+
+    @extend_schema(parameters=[s.TimelineQuerySerializer], responses=s.TimelinePointSerializer(many=True))
+    @action(detail=False, methods=["get"])
+    def timeline(self, request: Request) -> Response:
+        days = s.validated(s.TimelineQuerySerializer, request.query_params)["days"]
+        return Response(s.TimelinePointSerializer(selectors.dashboard_timeline(days=days), many=True).data)
+
+    @extend_schema(parameters=[s.ActivityQuerySerializer], responses=s.ActivitySerializer(many=True))
+    @action(detail=False, methods=["get"])
+    def activity(self, request: Request) -> Response:
+        limit = s.validated(s.ActivityQuerySerializer, request.query_params)["limit"]
+        return Response(s.ActivitySerializer(selectors.dashboard_activity(limit=limit), many=True).data)

@@ -1,0 +1,109 @@
+"""Thompson sampling over Beta posteriors, in pure Python.
+
+No database, no global random state: callers pass a `random.Random`, so every choice and
+every estimate is reproducible under a seed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Draws used to estimate each arm's probability of being best: one standard error is at
+# most 0.007, and an experiment of three arms costs about 30 ms.
+BEST_ARM_DRAWS = 5_000
+
+
+@dataclass(frozen=True)
+class Arm:
+    key: int
+    alpha: float
+    beta: float
+
+
+@dataclass(frozen=True)
+class Posterior:
+    key: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    probability_best: float
+
+
+def choose(arms: Sequence[Arm], rng: random.Random) -> Arm:
+    """Thompson sampling: draw once from every arm's posterior and take the highest."""
+    if not arms:
+        raise ValueError("choose() needs at least one arm")
+    return max(arms, key=lambda arm: rng.betavariate(arm.alpha, arm.beta))
+
+
+def summarise(arms: Sequence[Arm], rng: random.Random, draws: int = BEST_ARM_DRAWS) -> list[Posterior]:
+    """Mean, central 95% credible interval and probability of being best, per arm."""
+    wins = _best_arm_counts(arms, rng, draws)
+    return [
+        Posterior(
+            key=arm.key,
+            mean=arm.alpha / (arm.alpha + arm.beta),
+            ci_low=beta_quantile(0.025, arm.alpha, arm.beta),
+            ci_high=beta_quantile(0.975, arm.alpha, arm.beta),
+            probability_best=wins[index] / draws if draws else 0.0,
+        )
+        for index, arm in enumerate(arms)
+    ]
+
+
+def _best_arm_counts(arms: Sequence[Arm], rng: random.Random, draws: int) -> list[int]:
+    wins = [0] * len(arms)
+    if len(arms) == 1:
+        return [draws]
+    for _ in range(draws):
+        samples = [rng.betavariate(arm.alpha, arm.beta) for arm in arms]
+        wins[samples.index(max(samples))] += 1
+    return wins
+
+
+def beta_quantile(p: float, a: float, b: float) -> float:
+    """The x with I_x(a, b) = p, by bisection on the regularised incomplete beta function."""
+    low, high = 0.0, 1.0
+    for _ in range(60):  # 2**-60 is far below any precision we report
+        middle = (low + high) / 2
+        if regularized_incomplete_beta(middle, a, b) < p:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def regularized_incomplete_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b), the Beta(a, b) distribution function, by Lentz's continued fraction."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    # The continued fraction converges fast only below the mean; use the symmetry otherwise.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_continued_fraction(x, a, b) / a
+    return 1.0 - math.exp(log_front) * _beta_continued_fraction(1.0 - x, b, a) / b
+
+
+def _beta_continued_fraction(x: float, a: float, b: float) -> float:
+    tiny, epsilon = 1e-300, 1e-15
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 1000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= c * d
+        if abs(c * d - 1.0) < epsilon:
+            break
+    return result

@@ -1,0 +1,304 @@
+"""The lead domain: leads, experiments and their variants, templates, outreach, engagement.
+
+Models hold data and invariants only; every change goes through `leads.services`. Each
+invariant that matters is a database constraint, so no code path can break it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+
+class Persona(models.TextChoices):
+    ENTERPRISE = "enterprise", "Enterprise"
+    MID_MARKET = "mid_market", "Mid-market"
+    SMB = "smb", "SMB"
+    STARTUP = "startup", "Startup"
+    INDIVIDUAL = "individual", "Individual"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class CompanySize(models.TextChoices):
+    TINY = "1-10", "1-10"
+    SMALL = "11-50", "11-50"
+    MEDIUM = "51-200", "51-200"
+    LARGE = "201-1000", "201-1000"
+    ENTERPRISE = "1000+", "1000+"
+
+
+class BudgetRange(models.TextChoices):
+    UNDER_10K = "<10k", "<10k"
+    FROM_10K = "10k-50k", "10k-50k"
+    FROM_50K = "50k-100k", "50k-100k"
+    FROM_100K = "100k-500k", "100k-500k"
+    OVER_500K = "500k+", "500k+"
+
+
+class LeadStatus(models.TextChoices):
+    RAW = "raw", "Raw"
+    SCORED = "scored", "Scored"
+    CONTACTED = "contacted", "Contacted"
+    RESPONDED = "responded", "Responded"
+    CONVERTED = "converted", "Converted"
+    DISQUALIFIED = "disqualified", "Disqualified"
+    SNOOZED = "snoozed", "Snoozed"
+    FAILED = "failed", "Failed"
+
+
+class Lead(models.Model):
+    Status = LeadStatus
+
+    lightfield_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RAW)
+
+    company_name = models.CharField(max_length=255)
+    company_website = models.CharField(max_length=500, blank=True)
+    company_industry = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=16, choices=CompanySize.choices, blank=True)
+    company_description = models.TextField(blank=True)
+
+    contact_name = models.CharField(max_length=255, blank=True)
+    contact_email = models.EmailField(max_length=254, blank=True)
+    contact_title = models.CharField(max_length=255, blank=True)
+    contact_linkedin = models.CharField(max_length=500, blank=True)
+
+    source_channel = models.CharField(max_length=100, blank=True)
+    source_campaign = models.CharField(max_length=255, blank=True)
+    source_referrer = models.CharField(max_length=500, blank=True)
+
+    tech_stack = models.JSONField(default=list, blank=True)
+    pain_points = models.JSONField(default=list, blank=True)
+    budget_range = models.CharField(max_length=16, choices=BudgetRange.choices, blank=True)
+    timeline = models.CharField(max_length=100, blank=True)
+    # The event exactly as the CRM sent it, unknown fields included.
+    raw_payload = models.JSONField(default=dict, blank=True)
+    lightfield_created_at = models.DateTimeField(null=True, blank=True)
+
+    score = models.FloatField(null=True, blank=True)
+    persona = models.CharField(max_length=16, choices=Persona.choices, default=Persona.UNKNOWN)
+    scoring_model = models.CharField(max_length=100, blank=True)
+    scoring_reasons = models.JSONField(default=list, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    # The status a snooze interrupted, so unsnooze can put the lead back where it was.
+    status_before_snooze = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    contacted_at = models.DateTimeField(null=True, blank=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    outreach_count = models.PositiveIntegerField(default=0)
+    engagement_count = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=0.0, score__lte=1.0), name="lead_score_in_unit_range"
+            ),
+            models.CheckConstraint(condition=Q(status__in=LeadStatus.values), name="lead_status_valid"),
+            models.CheckConstraint(condition=Q(persona__in=Persona.values), name="lead_persona_valid"),
+            models.CheckConstraint(condition=~Q(company_name=""), name="lead_company_name_not_empty"),
+            models.CheckConstraint(condition=~Q(lightfield_id=""), name="lead_lightfield_id_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="lead_status_created_idx"),
+            models.Index(fields=["persona", "-created_at"], name="lead_persona_created_idx"),
+            models.Index(fields=["-score"], name="lead_score_idx"),
+            models.Index(fields=["company_industry"], name="lead_industry_idx"),
+            models.Index(fields=["-created_at", "-id"], name="lead_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_name} ({self.lightfield_id})"
+
+
+class OutreachTemplate(models.Model):
+    """A message in Django template syntax over the safe outreach context."""
+
+    name = models.CharField(max_length=100, unique=True)
+    subject = models.CharField(max_length=500)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExperimentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class Experiment(models.Model):
+    Status = ExperimentStatus
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # Empty means every persona.
+    target_persona = models.CharField(max_length=16, choices=Persona.choices, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ExperimentStatus.values), name="experiment_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variant(models.Model):
+    """One arm of an experiment: a template and its Beta(alpha, beta) posterior."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=100)
+    template = models.ForeignKey(OutreachTemplate, on_delete=models.PROTECT, related_name="variants")
+    is_active = models.BooleanField(default=True)
+    alpha = models.FloatField(default=1.0)
+    beta = models.FloatField(default=1.0)
+    sends = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["experiment_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="variant_name_unique_in_experiment"),
+            models.CheckConstraint(condition=Q(alpha__gt=0) & Q(beta__gt=0), name="variant_posterior_positive"),
+            models.CheckConstraint(
+                condition=Q(successes__lte=F("sends")) & Q(failures__lte=F("sends") - F("successes")),
+                name="variant_rewards_within_sends",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name} / {self.name}"
+
+
+class OutreachStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    REPLIED = "replied", "Replied"
+    CONVERTED = "converted", "Converted"
+    BOUNCED = "bounced", "Bounced"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+class OutreachReward(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+
+
+class Outreach(models.Model):
+    """One message to one lead, with the time it reached each status."""
+
+    Status = OutreachStatus
+    Reward = OutreachReward
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outreach")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="outreach", null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    to_email = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=500)
+    body = models.TextField()
+    message_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    error = models.TextField(blank=True)
+    # A single column holds the reward, so an outreach can never be rewarded twice.
+    reward = models.CharField(max_length=8, choices=Reward.choices, blank=True)
+    rewarded_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "outreach"
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=OutreachStatus.values), name="outreach_status_valid"),
+            models.CheckConstraint(
+                condition=(Q(reward="") & Q(rewarded_at__isnull=True))
+                | (Q(reward__in=OutreachReward.values) & Q(rewarded_at__isnull=False)),
+                name="outreach_reward_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(reward=OutreachReward.SUCCESS) | Q(converted_at__isnull=False),
+                name="outreach_success_means_converted",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="outreach_status_created_idx"),
+            models.Index(fields=["variant", "status"], name="outreach_variant_status_idx"),
+            models.Index(fields=["-created_at", "-id"], name="outreach_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Outreach {self.pk} to {self.to_email} ({self.status})"
+
+
+class EngagementType(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    REPLIED = "replied", "Replied"
+    CONVERTED = "converted", "Converted"
+    BOUNCED = "bounced", "Bounced"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+
+class EngagementEvent(models.Model):
+    """What a lead did with an outreach. Append-only: rows are written once, never changed."""
+
+    Type = EngagementType
+
+    event_id = models.CharField(max_length=100, unique=True)
+    outreach = models.ForeignKey(Outreach, on_delete=models.CASCADE, related_name="engagements")
+    event_type = models.CharField(max_length=16, choices=Type.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(event_type__in=EngagementType.values), name="engagement_type_valid"),
+        ]
+        indexes = [models.Index(fields=["-received_at"], name="engagement_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} on outreach {self.outreach_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Engagement events are append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

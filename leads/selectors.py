@@ -1,0 +1,196 @@
+"""The read side of the domain: querysets and aggregates for the API, admin and dashboard.
+
+Each function runs a fixed number of queries whatever the number of rows, and aggregates in
+the database, never by walking rows in Python.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, Count, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from leads import bandit
+from leads.models import EngagementEvent, Experiment, Lead, Outreach, Persona, Variant
+
+# Posterior summaries are estimated with a fixed seed so the same counts always read the same.
+POSTERIOR_SEED = 0
+
+
+def lead_list() -> QuerySet[Lead]:
+    # The raw payload can be large and the list never shows it.
+    return Lead.objects.defer("raw_payload")
+
+
+def lead_stats() -> dict[str, Any]:
+    by_status = dict(Lead.objects.order_by().values_list("status").annotate(n=Count("id")))
+    by_persona = dict(Lead.objects.order_by().values_list("persona").annotate(n=Count("id")))
+    totals = Lead.objects.aggregate(
+        total=Count("id"),
+        average_score=Avg("score"),
+        contacted=Count("id", filter=Q(contacted_at__isnull=False)),
+        converted=Count("id", filter=Q(converted_at__isnull=False)),
+    )
+    return {
+        "total": totals["total"],
+        "by_status": {status: by_status.get(status, 0) for status in Lead.Status.values},
+        "by_persona": {persona: by_persona.get(persona, 0) for persona in Persona.values},
+        "average_score": round(totals["average_score"], 4) if totals["average_score"] is not None else None,
+        "contacted": totals["contacted"],
+        "converted": totals["converted"],
+        "conversion_rate": _rate(totals["converted"], totals["contacted"]),
+    }
+
+
+def experiment_list() -> QuerySet[Experiment]:
+    variants = Variant.objects.select_related("template").order_by("name")
+    return Experiment.objects.prefetch_related(Prefetch("variants", queryset=variants))
+
+
+def variant_list(*, experiment: Experiment) -> QuerySet[Variant]:
+    return experiment.variants.select_related("template").order_by("name")
+
+
+@dataclass(frozen=True)
+class VariantPosterior:
+    variant_id: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    probability_best: float
+
+
+def experiment_posteriors(variants: list[Variant]) -> dict[int, VariantPosterior]:
+    """Per variant: posterior mean, 95% credible interval, and the probability of being the
+    best among the active variants (0 for a paused variant, which the bandit never picks)."""
+    active = [bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in variants if v.is_active]
+    best = (
+        {p.key: p.probability_best for p in bandit.summarise(active, random.Random(POSTERIOR_SEED))} if active else {}
+    )
+    summaries = {}
+    for variant in variants:
+        summaries[variant.pk] = VariantPosterior(
+            variant_id=variant.pk,
+            mean=variant.alpha / (variant.alpha + variant.beta),
+            ci_low=bandit.beta_quantile(0.025, variant.alpha, variant.beta),
+            ci_high=bandit.beta_quantile(0.975, variant.alpha, variant.beta),
+            probability_best=best.get(variant.pk, 0.0),
+        )
+    return summaries
+
+
+def outreach_list() -> QuerySet[Outreach]:
+    return Outreach.objects.select_related("lead", "variant", "variant__experiment")
+
+
+# --- Dashboard --------------------------------------------------------------------------
+
+PERIODS = {"today": None, "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
+
+
+def period_start(period: str, now: datetime | None = None) -> datetime | None:
+    """When a dashboard period begins: midnight UTC for today, None for all time."""
+    now = now or timezone.now()
+    if period == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    span = PERIODS[period]
+    return now - span if span else None
+
+
+def dashboard_funnel(*, since: datetime | None) -> dict[str, Any]:
+    """How many leads created since `since` reached each stage, and the stage-to-stage rates."""
+    leads = Lead.objects.filter(created_at__gte=since) if since else Lead.objects.all()
+    counts = leads.aggregate(
+        ingested=Count("id"),
+        scored=Count("id", filter=Q(scored_at__isnull=False)),
+        contacted=Count("id", filter=Q(contacted_at__isnull=False)),
+        responded=Count("id", filter=Q(responded_at__isnull=False)),
+        converted=Count("id", filter=Q(converted_at__isnull=False)),
+        disqualified=Count("id", filter=Q(status=Lead.Status.DISQUALIFIED)),
+        snoozed=Count("id", filter=Q(status=Lead.Status.SNOOZED)),
+        failed=Count("id", filter=Q(status=Lead.Status.FAILED)),
+    )
+    rates = {
+        "scored_of_ingested": _rate(counts["scored"], counts["ingested"]),
+        "contacted_of_scored": _rate(counts["contacted"], counts["scored"]),
+        "responded_of_contacted": _rate(counts["responded"], counts["contacted"]),
+        "converted_of_responded": _rate(counts["converted"], counts["responded"]),
+        "converted_of_contacted": _rate(counts["converted"], counts["contacted"]),
+    }
+    return {"since": since, "counts": counts, "rates": rates}
+
+
+def dashboard_timeline(*, days: int, today: date | None = None) -> list[dict[str, Any]]:
+    """Leads created, contacted and converted per day (UTC) over the last `days` days."""
+    today = today or timezone.now().date()
+    first_day = today - timedelta(days=days - 1)
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    series: dict[str, dict[date, int]] = {}
+    for name, field in (("leads", "created_at"), ("contacted", "contacted_at"), ("converted", "converted_at")):
+        rows = (
+            Lead.objects.filter(**{f"{field}__gte": start})
+            .order_by()
+            .annotate(day=TruncDate(field))
+            .values_list("day")
+            .annotate(n=Count("id"))
+        )
+        series[name] = dict(rows)
+    return [
+        {"date": day, **{name: series[name].get(day, 0) for name in series}}
+        for day in (first_day + timedelta(days=offset) for offset in range(days))
+    ]
+
+
+def dashboard_activity(*, limit: int) -> list[dict[str, Any]]:
+    """The latest happenings, newest first: leads arriving, outreach sent, engagement."""
+    items: list[dict[str, Any]] = []
+    for lead in Lead.objects.only("id", "company_name", "status", "created_at").order_by("-created_at")[:limit]:
+        items.append(
+            {
+                "at": lead.created_at,
+                "kind": "lead.created",
+                "lead_id": lead.pk,
+                "summary": f"{lead.company_name} arrived ({lead.status})",
+            }
+        )
+    sent = (
+        Outreach.objects.filter(sent_at__isnull=False)
+        .select_related("lead", "variant")
+        .only("id", "sent_at", "lead__id", "lead__company_name", "variant__name")
+        .order_by("-sent_at")[:limit]
+    )
+    for outreach in sent:
+        variant = outreach.variant.name if outreach.variant else "no variant"
+        items.append(
+            {
+                "at": outreach.sent_at,
+                "kind": "outreach.sent",
+                "lead_id": outreach.lead_id,
+                "summary": f"Sent {variant} to {outreach.lead.company_name}",
+            }
+        )
+    events = (
+        EngagementEvent.objects.select_related("outreach__lead")
+        .only("id", "event_type", "occurred_at", "outreach__id", "outreach__lead__id", "outreach__lead__company_name")
+        .order_by("-occurred_at")[:limit]
+    )
+    for event in events:
+        items.append(
+            {
+                "at": event.occurred_at,
+                "kind": f"engagement.{event.event_type}",
+                "lead_id": event.outreach.lead_id,
+                "summary": f"{event.outreach.lead.company_name} {event.event_type}",
+            }
+        )
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None

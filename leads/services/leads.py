@@ -1,0 +1,119 @@
+"""Creating, editing, scoring and snoozing leads.
+
+Status changes are single conditional UPDATEs, so two workers or staff members acting on the
+same lead at once cannot both succeed from a stale state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, NullIf
+from django.utils import timezone
+
+from leads.models import Lead
+from leads.scoring import LeadFacts, ScoreResult, score_by_rules
+from pipeline_whisperer.exceptions import Conflict, InvalidInput
+
+# A lead in one of these may be snoozed; converted leads are done and stay as they are.
+SNOOZABLE = (
+    Lead.Status.RAW,
+    Lead.Status.SCORED,
+    Lead.Status.CONTACTED,
+    Lead.Status.RESPONDED,
+    Lead.Status.DISQUALIFIED,
+    Lead.Status.FAILED,
+)
+
+
+def lead_create(*, lightfield_id: str, company_name: str, **fields: Any) -> Lead:
+    """Create a raw lead; a lightfield_id that exists already is a Conflict."""
+    try:
+        with transaction.atomic():
+            return Lead.objects.create(lightfield_id=lightfield_id, company_name=company_name, **fields)
+    except IntegrityError:
+        if Lead.objects.filter(lightfield_id=lightfield_id).exists():
+            raise Conflict(
+                f"A lead with lightfield_id {lightfield_id!r} exists already.", lightfield_id=lightfield_id
+            ) from None
+        raise
+
+
+def lead_update(*, lead: Lead, **changes: Any) -> Lead:
+    for field, value in changes.items():
+        setattr(lead, field, value)
+    lead.save(update_fields=[*changes, "updated_at"])
+    return lead
+
+
+def lead_facts(lead: Lead) -> LeadFacts:
+    return LeadFacts(
+        company_name=lead.company_name,
+        company_size=lead.company_size,
+        company_industry=lead.company_industry,
+        contact_title=lead.contact_title,
+        budget_range=lead.budget_range,
+        timeline=lead.timeline,
+        pain_points=tuple(str(pain) for pain in lead.pain_points or ()),
+    )
+
+
+def lead_apply_score(*, lead: Lead, result: ScoreResult) -> Lead:
+    """Store a score; below OUTREACH_MIN_SCORE the lead is disqualified, otherwise scored.
+
+    A snoozed lead keeps its snooze and returns to the new status when unsnoozed.
+    """
+    qualified = result.score >= settings.OUTREACH_MIN_SCORE
+    new_status = Lead.Status.SCORED if qualified else Lead.Status.DISQUALIFIED
+    reasons = list(result.reasons) + ([f"fallback: {result.fallback_reason}"] if result.fallback_reason else [])
+    lead.score, lead.persona, lead.scoring_model = result.score, result.persona, result.model
+    lead.scoring_reasons, lead.scored_at, lead.failure_reason = reasons, timezone.now(), ""
+    fields = ["score", "persona", "scoring_model", "scoring_reasons", "scored_at", "failure_reason", "updated_at"]
+    if lead.status == Lead.Status.SNOOZED:
+        lead.status_before_snooze = new_status
+        fields.append("status_before_snooze")
+    elif lead.status in (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED):
+        lead.status = new_status
+        fields.append("status")
+    lead.save(update_fields=fields)
+    return lead
+
+
+def lead_score(*, lead: Lead) -> Lead:
+    """Score a lead with the rule-based scorer."""
+    return lead_apply_score(lead=lead, result=score_by_rules(lead_facts(lead)))
+
+
+def lead_snooze(*, lead: Lead, until: datetime | None = None) -> Lead:
+    """Keep a lead out of outreach, until a time or until unsnoozed."""
+    if until is not None and until <= timezone.now():
+        raise InvalidInput("A snooze must end in the future.", errors={"until": ["Must be in the future."]})
+    updated = Lead.objects.filter(pk=lead.pk, status__in=SNOOZABLE).update(
+        # SQL evaluates F("status") against the row before this UPDATE.
+        status_before_snooze=F("status"),
+        status=Lead.Status.SNOOZED,
+        snoozed_until=until,
+        updated_at=timezone.now(),
+    )
+    lead.refresh_from_db()
+    if not updated:
+        raise Conflict(f"A lead that is {lead.status} cannot be snoozed.", lead_status=lead.status)
+    return lead
+
+
+def lead_unsnooze(*, lead: Lead) -> Lead:
+    """Return a snoozed lead to the status it had before."""
+    updated = Lead.objects.filter(pk=lead.pk, status=Lead.Status.SNOOZED).update(
+        status=Coalesce(NullIf(F("status_before_snooze"), Value("")), Value(Lead.Status.RAW)),
+        status_before_snooze="",
+        snoozed_until=None,
+        updated_at=timezone.now(),
+    )
+    lead.refresh_from_db()
+    if not updated:
+        raise Conflict(f"The lead is {lead.status}, not snoozed.", lead_status=lead.status)
+    return lead

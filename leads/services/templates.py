@@ -1,0 +1,97 @@
+"""Outreach templates: compile-checking and rendering over a fixed, safe context.
+
+Templates use Django's template language on an engine of their own: no loaders (so
+`{% include %}` and `{% extends %}` reach nothing), no autoescape (the output is plain-text
+mail), and a context of plain strings and numbers, never model instances, so a template cannot
+call methods or walk relations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.template import Context, Engine, Template, TemplateSyntaxError
+
+from leads.models import Lead, OutreachTemplate
+from pipeline_whisperer.exceptions import InvalidInput
+
+_ENGINE = Engine(loaders=[], autoescape=False, debug=False)
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    body: str
+
+
+def _compile(*, subject: str, body: str) -> tuple[Template, Template]:
+    """Both parts compiled, or InvalidInput naming each part that fails and its syntax error."""
+    compiled, errors = [], {}
+    for field, source in (("subject", subject), ("body", body)):
+        try:
+            compiled.append(_ENGINE.from_string(source))
+        except TemplateSyntaxError as error:
+            errors[field] = [f"Template syntax error: {error}"]
+    if errors:
+        summary = "; ".join(f"{field}: {messages[0]}" for field, messages in errors.items())
+        raise InvalidInput(f"The template does not compile: {summary}", errors=errors)
+    return compiled[0], compiled[1]
+
+
+def template_check(*, subject: str, body: str) -> None:
+    _compile(subject=subject, body=body)
+
+
+def template_create(*, name: str, subject: str, body: str) -> OutreachTemplate:
+    template_check(subject=subject, body=body)
+    return OutreachTemplate.objects.create(name=name, subject=subject, body=body)
+
+
+def template_update(*, template: OutreachTemplate, **changes: str) -> OutreachTemplate:
+    subject = changes.get("subject", template.subject)
+    body = changes.get("body", template.body)
+    template_check(subject=subject, body=body)
+    for field, value in changes.items():
+        setattr(template, field, value)
+    template.save(update_fields=[*changes, "updated_at"])
+    return template
+
+
+def outreach_context(lead: Lead) -> dict[str, Any]:
+    """Everything a template may use, as plain values."""
+    contact_name = lead.contact_name or ""
+    return {
+        "lead": {
+            "lightfield_id": lead.lightfield_id,
+            "score": lead.score,
+            "persona": lead.persona,
+            "pain_points": list(lead.pain_points or []),
+            "tech_stack": list(lead.tech_stack or []),
+            "budget_range": lead.budget_range,
+            "timeline": lead.timeline,
+        },
+        "company": {
+            "name": lead.company_name,
+            "website": lead.company_website,
+            "industry": lead.company_industry,
+            "size": lead.company_size,
+        },
+        "contact": {
+            "name": contact_name,
+            "first_name": contact_name.split(" ")[0] if contact_name else "",
+            "email": lead.contact_email,
+            "title": lead.contact_title,
+        },
+        "sender": {"name": settings.OUTREACH_SENDER_NAME, "email": settings.DEFAULT_FROM_EMAIL},
+    }
+
+
+def template_render(*, subject: str, body: str, lead: Lead) -> RenderedMessage:
+    """Render a template's parts for one lead; raises InvalidInput if either does not compile."""
+    subject_template, body_template = _compile(subject=subject, body=body)
+    context = Context(outreach_context(lead))
+    # A subject is one line: a header with a newline in it would be refused by the mailer.
+    subject_line = " ".join(subject_template.render(context).split())
+    return RenderedMessage(subject=subject_line, body=body_template.render(context))

@@ -1,0 +1,1 @@
+"""Operations: backup and restore commands (built out with the operations work)."""

@@ -1,0 +1,1 @@
+"""Pipeline Whisperer: the project package and its cross-cutting infrastructure."""

@@ -1,0 +1,20 @@
+"""API keys in the admin: the full key is shown once, in a message, when a key is created."""
+
+from django.contrib import admin
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from pipeline_whisperer.models import ApiKey
+
+# The library registers its own concrete model; ours (with scope and last use) replaces it.
+admin.site.unregister(APIKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    list_display = ("prefix", "name", "scope", "created", "last_used_at", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("scope", "revoked", "created")
+    readonly_fields = ("last_used_at",)
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return (*super().get_readonly_fields(request, obj), "last_used_at")

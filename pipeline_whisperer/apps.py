@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class PipelineWhispererConfig(AppConfig):
+    """The project package is an app only for the infrastructure models it owns (API keys)."""
+
+    name = "pipeline_whisperer"
+    verbose_name = "Access"
+
+    def ready(self) -> None:
+        from pipeline_whisperer import schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -1,0 +1,178 @@
+"""The error hierarchy and its one rendering: RFC 9457 problem+json.
+
+Services raise `DomainError` subclasses (never DRF exceptions: workers and commands call them
+too). `problem_exception_handler` renders those, DRF's and Django's errors alike; anything else
+becomes a logged 500 whose body says nothing about the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://pipeline-whisperer.dev/problems/"
+
+
+class DomainError(Exception):
+    """A failure the caller can act on: a code, a message, extra fields and an HTTP status."""
+
+    status = 400
+    code = "invalid"
+    title = "Invalid request"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class InvalidInput(DomainError):
+    code = "invalid"
+    title = "Invalid request"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+_DRF_CODES = {
+    400: ("invalid", "Invalid request"),
+    401: ("not-authenticated", "Authentication required"),
+    403: ("permission-denied", "Permission denied"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+}
+
+
+def problem_body(
+    *,
+    status: int,
+    detail: str,
+    request: HttpRequest | None = None,
+    code: str | None = None,
+    title: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The problem+json document; `instance` is the request path."""
+    default_code, default_title = _DRF_CODES.get(status, ("error", "Error"))
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (code or default_code),
+        "title": title or default_title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.path
+    body.update(extra)
+    return body
+
+
+def problem_response(**kwargs: Any) -> JsonResponse:
+    """A plain Django response carrying a problem document (for middleware and handlers)."""
+    return JsonResponse(problem_body(**kwargs), status=kwargs["status"], content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _flatten_errors(detail: Any) -> str:
+    """A one-line summary of DRF's nested error detail, for `detail`."""
+    if isinstance(detail, dict):
+        parts = [f"{key}: {_flatten_errors(value)}" for key, value in detail.items()]
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return " ".join(_flatten_errors(item) for item in detail)
+    return str(detail)
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every error as problem+json."""
+    request = context.get("request")
+    if isinstance(exc, DomainError):
+        body = problem_body(
+            status=exc.status, detail=exc.message, request=request, code=exc.code, title=exc.title, **exc.extra
+        )
+        return _problem(body)
+    if isinstance(exc, DjangoValidationError):
+        exc = drf.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled error in API view", exc_info=exc)
+        body = problem_body(status=500, detail="The server could not complete the request.", request=request)
+        return _problem(body)
+
+    extra: dict[str, Any] = {}
+    if isinstance(exc, drf.ValidationError):
+        detail = "The request is not valid: " + _flatten_errors(exc.detail)
+        extra["errors"] = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    else:
+        detail = _flatten_errors(exc.detail) if isinstance(exc, drf.APIException) else str(exc)
+    body = problem_body(status=response.status_code, detail=detail, request=request, **extra)
+    return _problem(body, headers=response)
+
+
+def _problem(body: dict[str, Any], headers: Response | None = None) -> Response:
+    response = Response(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
+    if headers is not None:
+        for name in ("WWW-Authenticate", "Retry-After", "Allow"):
+            if name in headers:
+                response[name] = headers[name]
+    return response
+
+
+def _wants_html(request: HttpRequest) -> bool:
+    return not request.path.startswith("/api/") and request.accepts("text/html")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_html(request):
+        return defaults.page_not_found(request, exception or Http404())
+    return problem_response(status=404, detail="No resource at this address.", request=request)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _wants_html(request):
+        return defaults.server_error(request)
+    return problem_response(status=500, detail="The server could not complete the request.", request=request)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(status=400, detail="The request could not be understood.", request=request)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_html(request):
+        return defaults.permission_denied(request, exception or PermissionDenied())
+    return problem_response(status=403, detail="You may not do this.", request=request)

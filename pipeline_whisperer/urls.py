@@ -1,0 +1,17 @@
+"""Top-level routes: the admin, the versioned API, its schema and docs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("leads.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+handler400 = "pipeline_whisperer.exceptions.handler400"
+handler403 = "pipeline_whisperer.exceptions.handler403"
+handler404 = "pipeline_whisperer.exceptions.handler404"
+handler500 = "pipeline_whisperer.exceptions.handler500"
