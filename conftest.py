@@ -1,0 +1,90 @@
+"""Test-wide set-up: fail at once, with how to fix it, when PostgreSQL or Redis is missing."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from pipeline_whisperer.models import ApiKey
+
+_HOW_TO_START = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+}
+
+
+def _require(service: str, detail: str) -> None:
+    pytest.exit(
+        f"{service} is needed by the tests but {detail}. Start it with: {_HOW_TO_START[service]} "
+        "(or run `make test`, which points the tests at 127.0.0.1).",
+        returncode=3,
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        _require("PostgreSQL", "DATABASE_URL does not name a PostgreSQL database")
+    import psycopg
+    import redis
+
+    try:
+        psycopg.connect(
+            host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname="postgres",
+            password=database["PASSWORD"], connect_timeout=3,
+        ).close()
+    except psycopg.OperationalError as error:
+        _require("PostgreSQL", f"{database['HOST']}:{database['PORT']} did not answer ({error})")
+    if not settings.REDIS_URL:
+        _require("Redis", "REDIS_URL is not set")
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        _require("Redis", f"{settings.REDIS_URL} did not answer ({error})")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with an empty cache (the tests' own Redis database)."""
+    cache.clear()
+
+
+def _client_with_key(scope: str) -> APIClient:
+    _, key = ApiKey.objects.create_key(name=f"test {scope}", scope=scope)
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    return client
+
+
+@pytest.fixture
+def read_client(db: None) -> APIClient:
+    """An API client holding a read-only key."""
+    return _client_with_key(ApiKey.Scope.READ)
+
+
+@pytest.fixture
+def api_client(db: None) -> APIClient:
+    """An API client holding a read-write key."""
+    return _client_with_key(ApiKey.Scope.WRITE)
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def staff_client(admin_user: object) -> APIClient:
+    client = APIClient()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def user_client(django_user_model: type) -> APIClient:
+    user = django_user_model.objects.create_user(username="plain", password="not-staff-0")  # noqa: S106
+    client = APIClient()
+    client.force_login(user)
+    return client
