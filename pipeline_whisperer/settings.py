@@ -263,6 +263,17 @@ if not 0.0 <= OUTREACH_MIN_SCORE <= 1.0:
 ATTRIBUTION_WINDOW_DAYS = env_int("ATTRIBUTION_WINDOW_DAYS", 14, minimum=1)
 
 # ---------------------------------------------------------------------------------------
+# Scoring: rules by default, any OpenAI-compatible model when OPENAI_API_KEY is set
+# ---------------------------------------------------------------------------------------
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")  # empty means the SDK's default endpoint
+OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 10.0)
+LLM_MAX_ATTEMPTS = env_int("LLM_MAX_ATTEMPTS", 3, minimum=1)
+LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
+LLM_BREAKER_RESET_SECONDS = env_float("LLM_BREAKER_RESET_SECONDS", 30.0)
+
+# ---------------------------------------------------------------------------------------
 # Logging
 # ---------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
