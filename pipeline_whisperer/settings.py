@@ -164,16 +164,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Hashed names need the manifest that collectstatic writes; until it has run (development,
+# tests) every {% static %} would fail, so files are named and served straight from the apps.
+_STATIC_COLLECTED = STATIC_ROOT.exists()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if _STATIC_COLLECTED and not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-# Serve straight from the apps when collectstatic has not been run (development, tests).
-WHITENOISE_USE_FINDERS = not STATIC_ROOT.exists()
+WHITENOISE_USE_FINDERS = not _STATIC_COLLECTED
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # ---------------------------------------------------------------------------------------
@@ -261,6 +263,26 @@ OUTREACH_MIN_SCORE = env_float("OUTREACH_MIN_SCORE", 0.5)
 if not 0.0 <= OUTREACH_MIN_SCORE <= 1.0:
     raise SettingsError(f"OUTREACH_MIN_SCORE must be between 0 and 1 (got {OUTREACH_MIN_SCORE})")
 ATTRIBUTION_WINDOW_DAYS = env_int("ATTRIBUTION_WINDOW_DAYS", 14, minimum=1)
+
+# ---------------------------------------------------------------------------------------
+# Event bus: Kafka when KAFKA_BOOTSTRAP_SERVERS is set, in-process after commit otherwise
+# ---------------------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
+KAFKA_SECURITY_PROTOCOL = env_str("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+KAFKA_SASL_MECHANISM = env_str("KAFKA_SASL_MECHANISM")
+KAFKA_SASL_USERNAME = env_str("KAFKA_SASL_USERNAME")
+KAFKA_SASL_PASSWORD = env_str("KAFKA_SASL_PASSWORD")
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 6, minimum=1)
+KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
+KAFKA_CONSUMER_GROUP_PREFIX = env_str("KAFKA_CONSUMER_GROUP_PREFIX", "pipeline-whisperer")
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 45_000, minimum=1_000)
+KAFKA_PUBLISH_TIMEOUT_SECONDS = env_int("KAFKA_PUBLISH_TIMEOUT_SECONDS", 30, minimum=1)
+
+PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 200, minimum=1)
+PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 3, minimum=1)
+PIPELINE_RETRY_BACKOFF_SECONDS = env_float("PIPELINE_RETRY_BACKOFF_SECONDS", 0.5)
+INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 500, minimum=1)
+OUTREACH_EXPIRY_INTERVAL_SECONDS = env_int("OUTREACH_EXPIRY_INTERVAL_SECONDS", 300, minimum=1)
 
 # ---------------------------------------------------------------------------------------
 # Scoring: rules by default, any OpenAI-compatible model when OPENAI_API_KEY is set

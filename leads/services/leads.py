@@ -15,8 +15,10 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from leads.events import LEADS_SCORED
 from leads.models import Lead
-from leads.scoring import LeadFacts, ScoreResult, score_by_rules
+from leads.scoring import LeadFacts, ScoreResult, configured_scorer, score_by_rules
+from leads.services.outbox import outbox_emit
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
 # A lead in one of these may be snoozed; converted leads are done and stay as they are.
@@ -84,8 +86,38 @@ def lead_apply_score(*, lead: Lead, result: ScoreResult) -> Lead:
 
 
 def lead_score(*, lead: Lead) -> Lead:
-    """Score a lead with the rule-based scorer."""
+    """Score a lead with the rule-based scorer (demo data, tests); the pipeline uses lead_rescore."""
     return lead_apply_score(lead=lead, result=score_by_rules(lead_facts(lead)))
+
+
+def lead_rescore(*, lead: Lead) -> Lead:
+    """Score a lead again with the configured scorer and put it back on `leads.scored`.
+
+    The scorer may call a model over the network, so it runs before the transaction opens.
+    """
+    result = configured_scorer()(lead_facts(lead))
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(pk=lead.pk)
+        lead = lead_apply_score(lead=lead, result=result)
+        lead_emit_scored(lead)
+    return lead
+
+
+def lead_emit_scored(lead: Lead, *, force: bool = False) -> None:
+    """Put a scored lead on `leads.scored`, where the outreach stage decides whether to write."""
+    outbox_emit(
+        topic=LEADS_SCORED,
+        key=lead.lightfield_id,
+        event_type="lead.scored",
+        payload={
+            "lead_id": lead.pk,
+            "lightfield_id": lead.lightfield_id,
+            "score": lead.score,
+            "persona": lead.persona,
+            "status": lead.status,
+            "force": force,
+        },
+    )
 
 
 def lead_snooze(*, lead: Lead, until: datetime | None = None) -> Lead:

@@ -1,0 +1,162 @@
+"""The Kafka side of the pipeline: the outbox relay and the consumer loop around each stage.
+
+Offsets are committed only after the stage's database transaction committed; the stage
+records each applied event id in that transaction, so a redelivered message changes nothing.
+SIGTERM (via `stop`) lets the current batch finish and commit before the loop exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from leads.events import TOPICS, Event, dead_letter_topic, event_from_message, wire_headers
+from leads.models import OutboxEvent
+from leads.services.outbox import outbox_event
+from leads.services.outreach import outreach_expire_stale
+from leads.stages import FeedbackStage, Stage
+from pipeline_whisperer.kafka import ensure_topics, make_consumer, make_producer
+from pipeline_whisperer.locks import leadership
+
+logger = logging.getLogger(__name__)
+ALL_TOPICS = [*TOPICS, *(dead_letter_topic(topic) for topic in TOPICS)]
+
+
+class StageConsumer:
+    """Runs one Stage as a member of its consumer group (a class: it owns the loop's clients
+    and counters)."""
+
+    def __init__(
+        self, stage: Stage, stop: threading.Event, *, batch_size: int | None = None, poll_timeout: float = 1.0
+    ) -> None:
+        self.stage, self.stop = stage, stop
+        self.batch_size = batch_size or settings.PIPELINE_BATCH_SIZE
+        self.poll_timeout = poll_timeout
+        self.counts = {"applied": 0, "skipped": 0, "dead": 0}
+        self._next_expiry = time.monotonic()
+
+    def run(self) -> None:
+        ensure_topics(ALL_TOPICS)
+        consumer, producer = make_consumer(self.stage.name), make_producer()
+        consumer.subscribe([self.stage.topic])
+        logger.info("%s consuming %s", self.stage.name, self.stage.topic)
+        try:
+            while not self.stop.is_set():
+                messages = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
+                if messages:
+                    self._process_batch(consumer, producer, messages)
+                self._tick()
+        finally:
+            producer.flush(10)
+            consumer.close()
+            close_old_connections()
+            logger.info("%s stopped: %s", self.stage.name, self.counts)
+
+    def _process_batch(self, consumer, producer, messages) -> None:  # type: ignore[no-untyped-def]
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error():
+                if message.error().code() != KafkaError._PARTITION_EOF:
+                    logger.warning("%s consume error: %s", self.stage.name, message.error())
+                continue
+            event = event_from_message(
+                topic=message.topic(), key=message.key(), value=message.value(), headers=message.headers()
+            )
+            outcome = self.stage.process(event)
+            self.counts[outcome] += 1
+            if outcome == "dead":
+                self._publish_dead_letter(producer, event)
+            offsets[(message.topic(), message.partition())] = message.offset() + 1
+        producer.flush(10)
+        if offsets:
+            try:
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+            except KafkaException as error:  # redelivery after this is harmless: the events are recorded
+                logger.warning("%s could not commit offsets: %s", self.stage.name, error)
+        close_old_connections()
+
+    def _publish_dead_letter(self, producer, event: Event) -> None:  # type: ignore[no-untyped-def]
+        dead = Event(
+            topic=dead_letter_topic(event.topic),
+            key=event.key,
+            value=event.value,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            correlation_id=event.correlation_id,
+            headers={**event.headers, "dead_letter_stage": self.stage.name},
+        )
+        producer.produce(dead.topic, key=dead.key.encode(), value=dead.value, headers=wire_headers(dead))
+
+    def _tick(self) -> None:
+        """Periodic work between batches: the feedback stage closes stale outreach."""
+        if isinstance(self.stage, FeedbackStage) and time.monotonic() >= self._next_expiry:
+            self._next_expiry = time.monotonic() + settings.OUTREACH_EXPIRY_INTERVAL_SECONDS
+            expired = outreach_expire_stale()
+            if expired:
+                logger.info("expired %s outreach past the attribution window", expired)
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows in id order with an idempotent producer; one leader at a
+    time (PostgreSQL advisory lock), so one key's events keep their order."""
+
+    def __init__(self, stop: threading.Event, *, batch_size: int = 500, idle_seconds: float = 0.2) -> None:
+        self.stop, self.batch_size, self.idle_seconds = stop, batch_size, idle_seconds
+        self.published = 0
+
+    def run(self) -> None:
+        with leadership("outbox-relay", self.stop) as leading:
+            if not leading:
+                return
+            ensure_topics(ALL_TOPICS)
+            producer = make_producer()
+            while not self.stop.is_set():
+                if self.publish_batch(producer) == 0:
+                    self.stop.wait(self.idle_seconds)
+            producer.flush(10)
+        logger.info("relay stopped after publishing %s events", self.published)
+
+    def publish_batch(self, producer) -> int:  # type: ignore[no-untyped-def]
+        rows = list(OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")[: self.batch_size])
+        if not rows:
+            close_old_connections()
+            return 0
+        outcomes: dict[int, str | None] = {}  # row id -> None when delivered, else the error
+
+        def report_to(row_id: int):  # type: ignore[no-untyped-def]
+            def report(error, _message) -> None:  # type: ignore[no-untyped-def]
+                outcomes[row_id] = None if error is None else str(error)
+
+            return report
+
+        for row in rows:
+            event = outbox_event(row)
+            producer.produce(
+                row.topic,
+                key=row.key.encode(),
+                value=event.value,
+                headers=wire_headers(event),
+                on_delivery=report_to(row.pk),
+            )
+            producer.poll(0)
+        producer.flush(settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
+        # Stamp only the rows before the first failure: the rest go again, in order.
+        delivered = [row.pk in outcomes and outcomes[row.pk] is None for row in rows]
+        first_failure = delivered.index(False) if False in delivered else len(rows)
+        done = [row.pk for row in rows[:first_failure]]
+        OutboxEvent.objects.filter(pk__in=done).update(published_at=timezone.now())
+        if first_failure < len(rows):
+            failed = rows[first_failure]
+            error = outcomes.get(failed.pk) or "not delivered in time"
+            OutboxEvent.objects.filter(pk=failed.pk).update(attempts=failed.attempts + 1, last_error=error)
+            logger.warning("relay: delivery of %s failed (%s); it will be retried", failed.event_id, error)
+            self.stop.wait(1.0)
+        self.published += len(done)
+        close_old_connections()
+        return len(done)

