@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from pipeline_whisperer.models import ApiKey
+from tests.llm_server import FakeLlmServer
 
 _HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
@@ -32,8 +35,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     try:
         psycopg.connect(
-            host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname="postgres",
-            password=database["PASSWORD"], connect_timeout=3,
+            host=database["HOST"],
+            port=database["PORT"] or 5432,
+            user=database["USER"],
+            dbname="postgres",
+            password=database["PASSWORD"],
+            connect_timeout=3,
         ).close()
     except psycopg.OperationalError as error:
         _require("PostgreSQL", f"{database['HOST']}:{database['PORT']} did not answer ({error})")
@@ -88,3 +95,10 @@ def user_client(django_user_model: type) -> APIClient:
     client = APIClient()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def llm_server() -> Iterator[FakeLlmServer]:
+    """A real OpenAI-compatible server on 127.0.0.1 (a free port), scripted per request."""
+    with FakeLlmServer() as server:
+        yield server

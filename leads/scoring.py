@@ -6,8 +6,11 @@ reasons add up to the score. Pure: it reads a `LeadFacts` and touches no databas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from django.conf import settings
 
 RULES_MODEL = "rules-v1"
 
@@ -112,3 +115,31 @@ def persona_for(facts: LeadFacts) -> str:
     if facts.company_size == "1-10":
         return "individual" if facts.budget_range == "<10k" else "startup"
     return "unknown"
+
+
+_configured_lock = threading.Lock()
+_configured_llm_scorer: Callable[[LeadFacts], ScoreResult] | None = None
+
+
+def configured_scorer() -> Callable[[LeadFacts], ScoreResult]:
+    """The scorer the settings ask for: the rules without `OPENAI_API_KEY`, else the LLM scorer.
+
+    The LLM scorer is built on first use and shared by the whole process, so every lead counts
+    towards one circuit breaker and reuses one connection pool. Safe under concurrent threads.
+    """
+    global _configured_llm_scorer
+    if not settings.OPENAI_API_KEY:
+        return score_by_rules
+    with _configured_lock:
+        if _configured_llm_scorer is None:
+            from leads.llm_scoring import LlmScorer  # lazily: the rules need neither openai nor the models
+
+            _configured_llm_scorer = LlmScorer()
+        return _configured_llm_scorer
+
+
+def reset_configured_scorer() -> None:
+    """Forget the shared LLM scorer, so the next `configured_scorer()` reads the settings afresh (tests)."""
+    global _configured_llm_scorer
+    with _configured_lock:
+        _configured_llm_scorer = None

@@ -60,6 +60,17 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+class ExternalServiceError(DomainError):
+    status = 503
+    code = "service-unavailable"
+    title = "Service unavailable"
+
+
+class LlmError(ExternalServiceError):
+    code = "llm-unavailable"
+    title = "Language model unavailable"
+
+
 _DRF_CODES = {
     400: ("invalid", "Invalid request"),
     401: ("not-authenticated", "Authentication required"),
