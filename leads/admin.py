@@ -202,7 +202,10 @@ class VariantInline(admin.TabularInline):
     readonly_fields = ("alpha", "beta", "sends", "successes", "failures")
     extra = 0
     min_num = 2
-    validate_min = True
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # InlineModelAdmin has no validate_min attribute; only the formset factory takes it.
+        return super().get_formset(request, obj, validate_min=True, **kwargs)
 
 
 @admin.register(Experiment)

@@ -93,7 +93,10 @@ def _string_list(event: dict[str, Any], path: tuple[str, str]) -> list[str]:
 def _timestamp(value: Any) -> datetime | None:
     if value is None:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but impossible, such as month 13
+        parsed = None
     if parsed is None:
         raise InvalidEvent("timestamp must be an ISO 8601 date-time")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -12,13 +12,14 @@ from leads.models import Lead, Outreach, Persona
 
 class _LeadFilterForm(forms.Form):
     def clean(self) -> dict[str, Any]:
+        # Errors go on a field, so the 400's `errors` names it rather than "__all__".
         cleaned = super().clean() or {}
         low, high = cleaned.get("min_score"), cleaned.get("max_score")
         if low is not None and high is not None and low > high:
-            raise forms.ValidationError("min_score must not be greater than max_score.")
+            self.add_error("min_score", "min_score must not be greater than max_score.")
         after, before = cleaned.get("created_after"), cleaned.get("created_before")
         if after and before and after > before:
-            raise forms.ValidationError("created_after must not be later than created_before.")
+            self.add_error("created_after", "created_after must not be later than created_before.")
         return cleaned
 
 

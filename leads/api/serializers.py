@@ -97,7 +97,11 @@ class LeadDetailSerializer(serializers.ModelSerializer):
 
 class _StringList(serializers.ListField):
     child = serializers.CharField(max_length=200)
-    max_length = 50
+
+    def __init__(self, **kwargs: Any) -> None:
+        # ListField reads max_length from its arguments only; a class attribute is ignored.
+        kwargs.setdefault("max_length", 50)
+        super().__init__(**kwargs)
 
 
 class LeadWriteSerializer(serializers.Serializer):

@@ -77,9 +77,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(s.LeadDetailSerializer(lead).data)
 
 
-class TemplateViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
-):
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = OutreachTemplate.objects.all()
     serializer_class = s.TemplateSerializer
     search_fields = ["name", "subject"]
@@ -98,6 +96,10 @@ class TemplateViewSet(
         serializer.is_valid(raise_exception=True)
         template = template_services.template_update(template=template, **serializer.validated_data)
         return Response(self.get_serializer(template).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        template_services.template_delete(template=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=s.TemplatePreviewSerializer, responses=s.RenderedMessageSerializer)
     @action(detail=True, methods=["post"])
@@ -128,6 +130,13 @@ class _PosteriorContextMixin:
     def posterior_context(self, variants: list[Variant]) -> dict[str, Any]:
         return {"posteriors": selectors.experiment_posteriors(variants)}
 
+    def experiments_posterior_context(self, experiments: list[Experiment]) -> dict[str, Any]:
+        """Each experiment's variants compete only with each other for probability_best."""
+        posteriors: dict[int, selectors.VariantPosterior] = {}
+        for experiment in experiments:
+            posteriors.update(selectors.experiment_posteriors(list(experiment.variants.all())))
+        return {"posteriors": posteriors}
+
 
 class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
     serializer_class = s.ExperimentSerializer
@@ -139,8 +148,7 @@ class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
         return selectors.experiment_list()
 
     def _data(self, experiments: list[Experiment]) -> list[dict[str, Any]]:
-        variants = [variant for experiment in experiments for variant in experiment.variants.all()]
-        context = {**self.get_serializer_context(), **self.posterior_context(variants)}
+        context = {**self.get_serializer_context(), **self.experiments_posterior_context(experiments)}
         return s.ExperimentSerializer(experiments, many=True, context=context).data
 
     def list(self, request: Request) -> Response:

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import ProtectedError
 from django.template import Context, Engine, Template, TemplateSyntaxError
+from django.template.defaulttags import URLNode
+from django.template.loader_tags import ExtendsNode, IncludeNode
 
 from leads.models import Lead, OutreachTemplate
-from pipeline_whisperer.exceptions import InvalidInput
+from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
 _ENGINE = Engine(loaders=[], autoescape=False, debug=False)
 
@@ -31,9 +34,17 @@ def _compile(*, subject: str, body: str) -> tuple[Template, Template]:
     compiled, errors = [], {}
     for field, source in (("subject", subject), ("body", body)):
         try:
-            compiled.append(_ENGINE.from_string(source))
+            template = _ENGINE.from_string(source)
         except TemplateSyntaxError as error:
             errors[field] = [f"Template syntax error: {error}"]
+            continue
+        # They compile, then fail on every render: there is nothing for them to load.
+        if template.nodelist.get_nodes_by_type((IncludeNode, ExtendsNode)):
+            errors[field] = ["Templates may not use {% include %} or {% extends %}."]
+        # {% url %} fails on render for a name that does not resolve, and reveals routes for one that does.
+        elif template.nodelist.get_nodes_by_type(URLNode):
+            errors[field] = ["Templates may not use {% url %}."]
+        compiled.append(template)
     if errors:
         summary = "; ".join(f"{field}: {messages[0]}" for field, messages in errors.items())
         raise InvalidInput(f"The template does not compile: {summary}", errors=errors)
@@ -57,6 +68,14 @@ def template_update(*, template: OutreachTemplate, **changes: str) -> OutreachTe
         setattr(template, field, value)
     template.save(update_fields=[*changes, "updated_at"])
     return template
+
+
+def template_delete(*, template: OutreachTemplate) -> None:
+    """Delete a template; one that a variant uses is a Conflict (variants protect their template)."""
+    try:
+        template.delete()
+    except ProtectedError:
+        raise Conflict("A variant uses this template; give the variant another template first.") from None
 
 
 def outreach_context(lead: Lead) -> dict[str, Any]:
@@ -91,7 +110,8 @@ def outreach_context(lead: Lead) -> dict[str, Any]:
 def template_render(*, subject: str, body: str, lead: Lead) -> RenderedMessage:
     """Render a template's parts for one lead; raises InvalidInput if either does not compile."""
     subject_template, body_template = _compile(subject=subject, body=body)
-    context = Context(outreach_context(lead))
+    # Context escapes HTML by default whatever the engine says; mail is plain text.
+    context = Context(outreach_context(lead), autoescape=_ENGINE.autoescape)
     # A subject is one line: a header with a newline in it would be refused by the mailer.
     subject_line = " ".join(subject_template.render(context).split())
     return RenderedMessage(subject=subject_line, body=body_template.render(context))

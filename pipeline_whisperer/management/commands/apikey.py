@@ -35,11 +35,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
 
-    def _create(self, *, name: str, scope: str, **_: Any) -> None:
+    def _create(self, *, name: str, scope: str, verbosity: int, **_: Any) -> None:
         if not name.strip() or len(name) > 50:
             raise CommandError("the key's name must be 1 to 50 characters")
         api_key, key = ApiKey.objects.create_key(name=name, scope=scope)
-        if self.verbosity >= 1:
+        if verbosity >= 1:
             self.stderr.write(
                 f"Created {scope} key {api_key.prefix} for {name!r}. Store it now; it is not shown again:"
             )
@@ -51,9 +51,9 @@ class Command(BaseCommand):
             last_used = api_key.last_used_at.isoformat() if api_key.last_used_at else "never"
             self.stdout.write(f"{api_key.prefix}\t{api_key.scope}\t{state}\tlast used {last_used}\t{api_key.name}")
 
-    def _revoke(self, *, prefix: str, **_: Any) -> None:
+    def _revoke(self, *, prefix: str, verbosity: int, **_: Any) -> None:
         updated = ApiKey.objects.filter(prefix=prefix, revoked=False).update(revoked=True)
         if not updated:
             raise CommandError(f"no active API key has the prefix {prefix!r}")
-        if self.verbosity >= 1:
+        if verbosity >= 1:
             self.stdout.write(self.style.SUCCESS(f"Revoked key {prefix}."))

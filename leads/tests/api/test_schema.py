@@ -1,0 +1,75 @@
+"""/api/schema/ (OpenAPI 3) and /api/docs/ (Swagger UI): both are public, like the API's shape."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from leads.tests.api.support import ALL
+
+pytestmark = pytest.mark.django_db
+
+
+def _schema(client) -> dict:
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_schema_is_openapi_3_yaml_by_default(staff_client):
+    response = staff_client.get("/api/schema/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    document = yaml.safe_load(response.content)
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"] == "Pipeline Whisperer API"
+
+
+def test_schema_is_available_as_json(staff_client):
+    document = _schema(staff_client)
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["version"] == "1.0.0"
+
+
+def test_schema_describes_every_endpoint(staff_client):
+    # The catalogue names path ids after the world fixture; the schema uses {id} and friends.
+    paths = _schema(staff_client)["paths"]
+    documented = {re.sub(r"\{[a-z_]+\}", "{}", path): operations for path, operations in paths.items()}
+    for endpoint in ALL:
+        template = re.sub(r"\{[a-z_]+\}", "{}", endpoint.path)
+        assert template in documented, endpoint
+        assert endpoint.method.lower() in documented[template], endpoint
+
+
+def test_schema_documents_the_api_key_header(staff_client):
+    document = _schema(staff_client)
+    scheme = document["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert scheme == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert {"ApiKeyAuth": []} in document["paths"]["/api/v1/leads"]["get"]["security"]
+
+
+def test_schema_documents_the_lead_filters(staff_client):
+    parameters = {p["name"] for p in _schema(staff_client)["paths"]["/api/v1/leads"]["get"]["parameters"]}
+    expected = {"status", "persona", "min_score", "max_score", "industry", "created_after", "created_before"}
+    assert expected | {"search", "ordering", "page", "page_size"} <= parameters
+
+
+def test_schema_is_public(anonymous_client):
+    assert _schema(anonymous_client)["openapi"].startswith("3.")
+
+
+def test_docs_render_swagger_ui_for_a_staff_session(staff_client):
+    response = staff_client.get("/api/docs/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "/api/schema/" in html
+
+
+def test_docs_are_public(anonymous_client):
+    response = anonymous_client.get("/api/docs/")
+    assert response.status_code == 200
+    assert "swagger-ui" in response.content.decode()

@@ -1,0 +1,256 @@
+"""The staff console for the lead domain: pages render, actions go through services, history is read-only."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate
+from leads.tests.factories import (
+    EngagementEventFactory,
+    ExperimentFactory,
+    LeadFactory,
+    OutreachFactory,
+    OutreachTemplateFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MODELS = ["lead", "outreachtemplate", "experiment", "outreach", "engagementevent"]
+
+
+@pytest.fixture
+def seeded() -> dict[str, object]:
+    """One row of every model, linked the way the pipeline links them."""
+    experiment = ExperimentFactory(name="Cold intro")
+    variant = VariantFactory(experiment=experiment, name="Pain-led")
+    VariantFactory(experiment=experiment, name="Social proof")
+    lead = LeadFactory(company_name="Acme", status=Lead.Status.SCORED, score=0.7, raw_payload={"lightfield_id": "x"})
+    outreach = OutreachFactory(lead=lead, variant=variant)
+    event = EngagementEventFactory(outreach=outreach)
+    return {
+        "lead": lead,
+        "outreachtemplate": variant.template,
+        "experiment": experiment,
+        "outreach": outreach,
+        "engagementevent": event,
+    }
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_changelist_renders_for_staff(admin_client, seeded, model):
+    response = admin_client.get(reverse(f"admin:leads_{model}_changelist"))
+    assert response.status_code == 200
+    assert seeded[model] in response.context["cl"].result_list
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_change_page_renders_for_staff(admin_client, seeded, model):
+    response = admin_client.get(reverse(f"admin:leads_{model}_change", args=[seeded[model].pk]))
+    assert response.status_code == 200
+
+
+def test_changelist_search_finds_a_lead_by_company(admin_client, seeded):
+    LeadFactory(company_name="Globex")
+    response = admin_client.get(reverse("admin:leads_lead_changelist"), {"q": "Acme"})
+    assert [lead.company_name for lead in response.context["cl"].result_list] == ["Acme"]
+
+
+def test_experiment_change_page_shows_its_variants_inline(admin_client, seeded):
+    response = admin_client.get(reverse("admin:leads_experiment_change", args=[seeded["experiment"].pk]))
+    (inline,) = response.context["inline_admin_formsets"]
+    assert sorted(form.original.name for form in inline if form.original) == ["Pain-led", "Social proof"]
+
+
+def test_lead_change_page_shows_its_outreach_inline(admin_client, seeded):
+    response = admin_client.get(reverse("admin:leads_lead_change", args=[seeded["lead"].pk]))
+    (inline,) = response.context["inline_admin_formsets"]
+    assert [form.original for form in inline if form.original] == [seeded["outreach"]]
+
+
+def test_leads_cannot_be_added_by_hand(admin_client):
+    assert admin_client.get(reverse("admin:leads_lead_add")).status_code == 403
+
+
+def _run_action(client, action: str, leads: list[Lead]):
+    return client.post(
+        reverse("admin:leads_lead_changelist"),
+        {"action": action, "_selected_action": [lead.pk for lead in leads]},
+        follow=True,
+    )
+
+
+def test_snooze_action_snoozes_the_selected_leads_and_logs_each(admin_client, admin_user):
+    leads = [LeadFactory(status=Lead.Status.SCORED), LeadFactory(status=Lead.Status.RAW)]
+    untouched = LeadFactory(status=Lead.Status.SCORED)
+    response = _run_action(admin_client, "snooze_leads", leads)
+    assert "Snoozed 2 lead(s)." in [str(m) for m in response.context["messages"]]
+    snoozed = Lead.objects.filter(status=Lead.Status.SNOOZED).values_list("pk", flat=True)
+    assert set(snoozed) == {lead.pk for lead in leads}
+    assert Lead.objects.get(pk=untouched.pk).status == Lead.Status.SCORED
+    entries = LogEntry.objects.filter(user=admin_user, action_flag=CHANGE)
+    assert sorted(int(e.object_id) for e in entries) == sorted(lead.pk for lead in leads)
+    assert {e.get_change_message() for e in entries} == {"Snoozed from the admin."}
+
+
+def test_unsnooze_action_restores_the_selected_leads_and_logs_each(admin_client, admin_user):
+    lead = LeadFactory(status=Lead.Status.SNOOZED, status_before_snooze=Lead.Status.CONTACTED)
+    _run_action(admin_client, "unsnooze_leads", [lead])
+    assert Lead.objects.get(pk=lead.pk).status == Lead.Status.CONTACTED
+    entry = LogEntry.objects.get(user=admin_user, object_id=str(lead.pk))
+    assert entry.get_change_message() == "Unsnoozed from the admin."
+
+
+def test_snooze_action_leaves_leads_it_may_not_snooze_and_says_why(admin_client):
+    converted = LeadFactory(company_name="Done Inc", status=Lead.Status.CONVERTED)
+    response = _run_action(admin_client, "snooze_leads", [converted])
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message.startswith("Left 1 lead(s) as they were: Done Inc:")
+    assert Lead.objects.get(pk=converted.pk).status == Lead.Status.CONVERTED
+    assert not LogEntry.objects.exists()
+
+
+@pytest.mark.parametrize("model", ["outreach", "engagementevent"])
+def test_history_cannot_be_added(admin_client, model):
+    assert admin_client.get(reverse(f"admin:leads_{model}_add")).status_code == 403
+
+
+def test_outreach_change_post_is_refused(admin_client, seeded):
+    outreach = seeded["outreach"]
+    response = admin_client.post(
+        reverse("admin:leads_outreach_change", args=[outreach.pk]), {"subject": "Rewritten", "status": "converted"}
+    )
+    assert response.status_code == 403
+    assert Outreach.objects.get(pk=outreach.pk).subject == outreach.subject
+
+
+def test_engagement_change_post_is_refused(admin_client, seeded):
+    event = seeded["engagementevent"]
+    response = admin_client.post(
+        reverse("admin:leads_engagementevent_change", args=[event.pk]), {"event_type": "converted"}
+    )
+    assert response.status_code == 403
+    assert EngagementEvent.objects.get(pk=event.pk).event_type == event.event_type
+
+
+@pytest.mark.parametrize("model", ["outreach", "engagementevent"])
+def test_history_cannot_be_deleted(admin_client, seeded, model):
+    response = admin_client.post(reverse(f"admin:leads_{model}_delete", args=[seeded[model].pk]), {"post": "yes"})
+    assert response.status_code == 403
+
+
+def test_template_with_a_syntax_error_is_refused_by_the_admin_form(admin_client):
+    response = admin_client.post(
+        reverse("admin:leads_outreachtemplate_add"), {"name": "Broken", "subject": "Hi", "body": "{% if %}"}
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["body"]
+    assert errors["body"][0].startswith("Template syntax error")
+    assert not OutreachTemplate.objects.filter(name="Broken").exists()
+
+
+def test_valid_template_is_saved_by_the_admin_form(admin_client):
+    response = admin_client.post(
+        reverse("admin:leads_outreachtemplate_add"),
+        {"name": "Fine", "subject": "Hi {{ company.name }}", "body": "Hello"},
+    )
+    assert response.status_code == 302
+    assert OutreachTemplate.objects.get(name="Fine").subject == "Hi {{ company.name }}"
+
+
+def _experiment_form(name: str, variants: list[dict[str, str]], initial: int = 0) -> dict[str, str]:
+    data = {
+        "name": name,
+        "status": "active",
+        "target_persona": "",
+        "description": "",
+        "variants-TOTAL_FORMS": str(len(variants)),
+        "variants-INITIAL_FORMS": str(initial),
+        "variants-MIN_NUM_FORMS": "2",
+        "variants-MAX_NUM_FORMS": "1000",
+    }
+    for index, variant in enumerate(variants):
+        data.update({f"variants-{index}-{field}": value for field, value in variant.items()})
+    return data
+
+
+def test_experiment_with_two_variants_is_added_by_the_admin_form(admin_client):
+    template = OutreachTemplateFactory()
+    variants = [{"name": name, "template": str(template.pk), "is_active": "on"} for name in ("A", "B")]
+    response = admin_client.post(reverse("admin:leads_experiment_add"), _experiment_form("Pair", variants))
+    assert response.status_code == 302
+    assert sorted(Experiment.objects.get(name="Pair").variants.values_list("name", flat=True)) == ["A", "B"]
+
+
+def test_experiment_with_one_variant_is_refused_by_the_admin_form(admin_client):
+    template = OutreachTemplateFactory()
+    variants = [{"name": "Only", "template": str(template.pk), "is_active": "on"}]
+    response = admin_client.post(reverse("admin:leads_experiment_add"), _experiment_form("Lonely", variants))
+    assert response.status_code == 200
+    (inline,) = response.context["inline_admin_formsets"]
+    assert inline.formset.non_form_errors() == ["Please submit at least 2 forms."]
+    assert not Experiment.objects.filter(name="Lonely").exists()
+
+
+def test_deleting_a_variant_below_two_is_refused_by_the_admin_form(admin_client, seeded):
+    experiment = seeded["experiment"]
+    variants = [
+        {"id": str(v.pk), "experiment": str(experiment.pk), "name": v.name, "template": str(v.template_id)}
+        for v in experiment.variants.order_by("name")
+    ]
+    variants[1]["DELETE"] = "on"
+    response = admin_client.post(
+        reverse("admin:leads_experiment_change", args=[experiment.pk]),
+        _experiment_form(experiment.name, variants, initial=2),
+    )
+    assert response.status_code == 200
+    assert experiment.variants.count() == 2
+
+
+def test_non_staff_user_is_sent_to_the_login_page(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user(username="plain", password="not-staff-0"))
+    response = client.get(reverse("admin:leads_lead_changelist"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def _changelist_queries(client, model: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse(f"admin:leads_{model}_changelist")).status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_changelist_queries_do_not_grow_with_the_rows(admin_client, model):
+    EngagementEventFactory()
+    one_row = _changelist_queries(admin_client, model)
+    EngagementEventFactory.create_batch(4)
+    assert _changelist_queries(admin_client, model) == one_row
+
+
+def test_lead_with_outreach_cannot_be_deleted_from_the_admin(admin_client, seeded):
+    lead = seeded["lead"]
+    response = admin_client.post(reverse("admin:leads_lead_delete", args=[lead.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert Outreach.objects.filter(lead=lead).exists()
+
+
+def test_experiment_with_outreach_cannot_be_deleted_from_the_admin(admin_client, seeded):
+    experiment = seeded["experiment"]
+    response = admin_client.post(reverse("admin:leads_experiment_delete", args=[experiment.pk]), {"post": "yes"})
+    assert response.status_code == 200
+    assert response.context["protected"]
+    assert Experiment.objects.filter(pk=experiment.pk).exists()
+
+
+def test_experiment_without_outreach_can_be_deleted_from_the_admin(admin_client):
+    experiment = ExperimentFactory()
+    VariantFactory.create_batch(2, experiment=experiment)
+    response = admin_client.post(reverse("admin:leads_experiment_delete", args=[experiment.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Experiment.objects.filter(pk=experiment.pk).exists()
