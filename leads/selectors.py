@@ -84,6 +84,10 @@ def experiment_posteriors(variants: list[Variant]) -> dict[int, VariantPosterior
     return summaries
 
 
+def engagement_list() -> QuerySet[EngagementEvent]:
+    return EngagementEvent.objects.all()
+
+
 def outreach_list() -> QuerySet[Outreach]:
     return Outreach.objects.select_related("lead", "variant", "variant__experiment")
 

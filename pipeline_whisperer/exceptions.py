@@ -18,6 +18,8 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from pipeline_whisperer.correlation import get_correlation_id
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -104,6 +106,9 @@ def problem_body(
     }
     if request is not None:
         body["instance"] = request.path
+    correlation_id = get_correlation_id()
+    if correlation_id:
+        body["correlation_id"] = correlation_id
     body.update(extra)
     return body
 

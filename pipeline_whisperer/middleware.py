@@ -1,11 +1,17 @@
 """Request-level guards that must run before any view reads the body."""
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.exceptions import problem_response
+
+# Letters, digits and - _ . : up to 100 characters: enough for UUIDs and trace ids, nothing that
+# could smuggle a header or a log line.
+_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 class RequestBodyLimitMiddleware:
@@ -29,3 +35,24 @@ class RequestBodyLimitMiddleware:
                 status=413, detail=f"The request body is {length} bytes; the limit is {limit}.", request=request
             )
         return self.get_response(request)
+
+
+class CorrelationIdMiddleware:
+    """Bind the request's correlation id for everything it causes, and echo it back.
+
+    A well-formed `X-Request-ID` from the caller (or the proxy in front) is kept, so one id
+    follows a request across systems; anything else is replaced by a fresh UUID.
+    """
+
+    header = "X-Request-ID"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        with correlation_scope(incoming if _WELL_FORMED_ID.fullmatch(incoming) else "") as correlation_id:
+            request.correlation_id = correlation_id  # type: ignore[attr-defined]
+            response = self.get_response(request)
+        response[self.header] = correlation_id
+        return response

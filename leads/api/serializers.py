@@ -333,6 +333,59 @@ class ActivitySerializer(serializers.Serializer):
     summary = serializers.CharField()
 
 
+# --- Ingest and engagement --------------------------------------------------------------
+
+
+class IngestItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    lightfield_id = serializers.CharField(allow_null=True)
+    lead_id = serializers.IntegerField(allow_null=True)
+    created = serializers.BooleanField(allow_null=True)
+    lead_status = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    items = IngestItemSerializer(many=True)
+
+
+class EngagementInputSerializer(serializers.Serializer):
+    event_id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:@-]{1,100}$", error_messages={"invalid": "Use 1-100 letters, digits, or _ . : @ -"}
+    )
+    event_type = serializers.ChoiceField(choices=EngagementEvent.Type.choices)
+    outreach_id = serializers.IntegerField(min_value=1, required=False)
+    message_id = serializers.CharField(max_length=255, required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+    payload = serializers.DictField(required=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if ("outreach_id" in data) == ("message_id" in data):
+            raise serializers.ValidationError("Give exactly one of outreach_id and message_id.")
+        return data
+
+
+class EngagementItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    event_id = serializers.CharField(allow_null=True)
+    outreach_id = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
+class EngagementResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    items = EngagementItemSerializer(many=True)
+
+
+def batch_answer(items: list[Any], result_serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    """The 202 body of a batch: counts and one item per input, in input order."""
+    rejected = sum(1 for item in items if item.error)
+    return result_serializer({"accepted": len(items) - rejected, "rejected": rejected, "items": items}).data
+
+
 def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
     """Validate `data` with `serializer_class`, raising DRF's 400 on failure."""
     serializer = serializer_class(data=data, **kwargs)

@@ -11,6 +11,7 @@ router.register("templates", views.TemplateViewSet, basename="template")
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
 router.register("outreach", views.OutreachViewSet, basename="outreach")
 router.register("dashboard", views.DashboardViewSet, basename="dashboard")
+router.register("engagements", views.EngagementViewSet, basename="engagement")
 
 variants = views.VariantViewSet
 urlpatterns = [

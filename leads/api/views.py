@@ -3,8 +3,10 @@ the answer. Viewsets are composed from the mixins they need, so no verb exists b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,8 +20,12 @@ from leads.api import serializers as s
 from leads.api.filters import LeadFilter, OutreachFilter
 from leads.models import Experiment, Lead, OutreachTemplate, Variant
 from leads.services import experiments as experiment_services
+from leads.services import feedback as feedback_services
+from leads.services import ingest as ingest_services
 from leads.services import leads as lead_services
+from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
+from pipeline_whisperer.exceptions import InvalidInput, PayloadTooLarge
 
 
 class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -59,6 +65,36 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         lead = lead_services.lead_unsnooze(lead=self.get_object())
         return Response(s.LeadDetailSerializer(lead).data)
 
+    @extend_schema(request=None, responses={202: s.LeadDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def rescore(self, request: Request, pk: str) -> Response:
+        """Score the lead again with the configured scorer; outreach follows if it now qualifies."""
+        lead = lead_services.lead_rescore(lead=self.get_object())
+        return Response(s.LeadDetailSerializer(lead).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: s.LeadDetailSerializer})
+    @action(detail=True, methods=["post"], url_path="force-outreach")
+    def force_outreach(self, request: Request, pk: str) -> Response:
+        """Queue outreach whatever the score or an earlier message; never to an unsubscribed,
+        bounced, snoozed or address-less lead (409)."""
+        lead = outreach_services.outreach_force(lead=self.get_object())
+        return Response(s.LeadDetailSerializer(lead).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request={"application/json": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
+        responses={202: s.IngestResultSerializer},
+        description="One Lightfield lead.created event, or a list of up to INGEST_MAX_BATCH. Each valid event is "
+        "stored and queued for scoring; invalid ones are reported by index. 400 if none is valid.",
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def ingest(self, request: Request) -> Response:
+        events = _one_or_many(request.data)
+        items = ingest_services.lead_ingest_batch(events=events)
+        refused = {str(item.index): [item.error] for item in items if item.error}
+        if len(refused) == len(items):
+            raise InvalidInput("No event in the request is valid.", errors=refused)
+        return Response(s.batch_answer(items, s.IngestResultSerializer), status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(responses=s.LeadStatsSerializer)
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def stats(self, request: Request) -> Response:
@@ -75,6 +111,57 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def lightfield(self, request: Request, lightfield_id: str) -> Response:
         lead = get_object_or_404(Lead, lightfield_id=lightfield_id)
         return Response(s.LeadDetailSerializer(lead).data)
+
+
+def _flatten(errors: Any) -> str:
+    return "; ".join(f"{field}: {' '.join(str(m) for m in messages)}" for field, messages in errors.items())
+
+
+def _one_or_many(data: Any) -> list[Any]:
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list) and data:
+        return data
+    raise InvalidInput("The body must be one JSON object or a non-empty list of them.")
+
+
+class EngagementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Engagement with outreach: GET lists what was applied; POST queues new events."""
+
+    serializer_class = s.EngagementEventSerializer
+    filterset_fields = ["event_type", "outreach"]
+    ordering_fields = ["occurred_at", "received_at"]
+    ordering = ["-occurred_at", "-id"]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.engagement_list()
+
+    @extend_schema(
+        request=s.EngagementInputSerializer(many=True),
+        responses={202: s.EngagementResultSerializer},
+        description="A list of engagement events (a single object is taken too): delivered, opened, clicked, replied, "
+        "converted, bounced or unsubscribed, each naming its outreach by outreach_id or message_id. A repeated "
+        "event_id changes nothing.",
+    )
+    def create(self, request: Request) -> Response:
+        events = _one_or_many(request.data)
+        if len(events) > settings.INGEST_MAX_BATCH:
+            raise PayloadTooLarge(f"A batch may hold at most {settings.INGEST_MAX_BATCH} events (got {len(events)}).")
+        valid, refused = {}, []
+        for index, event in enumerate(events):
+            serializer = s.EngagementInputSerializer(data=event)
+            if serializer.is_valid():
+                valid[index] = serializer.validated_data
+            else:
+                refused.append(feedback_services.EngagementItem(index=index, error=_flatten(serializer.errors)))
+        if not valid:
+            raise InvalidInput("No event in the request is valid.", errors={str(i.index): [i.error] for i in refused})
+        queued = feedback_services.engagement_submit(events=list(valid.values()))
+        items = sorted(
+            refused + [replace(item, index=index) for index, item in zip(valid, queued, strict=True)],
+            key=lambda item: item.index,
+        )
+        return Response(s.batch_answer(items, s.EngagementResultSerializer), status=status.HTTP_202_ACCEPTED)
 
 
 class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

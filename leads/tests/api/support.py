@@ -72,6 +72,7 @@ READS = [
     Endpoint("GET", "/api/v1/dashboard/funnel"),
     Endpoint("GET", "/api/v1/dashboard/timeline"),
     Endpoint("GET", "/api/v1/dashboard/activity"),
+    Endpoint("GET", "/api/v1/engagements"),
 ]
 
 WRITES = [
@@ -79,6 +80,22 @@ WRITES = [
     Endpoint("PATCH", "/api/v1/leads/{lead}", lambda ids: {"contact_title": "CTO"}, True),
     Endpoint("POST", "/api/v1/leads/{lead}/snooze", lambda ids: {}, True),
     Endpoint("POST", "/api/v1/leads/{snoozed_lead}/unsnooze", writes=True),
+    Endpoint("POST", "/api/v1/leads/{lead}/rescore", writes=True, ok=202),
+    Endpoint("POST", "/api/v1/leads/{lead}/force-outreach", writes=True, ok=202),
+    Endpoint(
+        "POST",
+        "/api/v1/leads/ingest",
+        lambda ids: [{"lightfield_id": "lf-ingested", "company": {"name": "Ingested Co"}}],
+        True,
+        202,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/engagements",
+        lambda ids: [{"event_id": "evt-matrix", "event_type": "opened", "outreach_id": ids["outreach"]}],
+        True,
+        202,
+    ),
     Endpoint(
         "POST",
         "/api/v1/templates",
@@ -123,4 +140,5 @@ WRITES = [
 ]
 
 ALL = READS + WRITES
+BATCHES = [endpoint for endpoint in WRITES if endpoint.path in ("/api/v1/leads/ingest", "/api/v1/engagements")]
 WITH_BODY = [endpoint for endpoint in WRITES if endpoint.body is not None]

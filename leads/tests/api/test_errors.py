@@ -7,7 +7,7 @@ import json
 import pytest
 
 from leads.models import Lead
-from leads.tests.api.support import WITH_BODY, WRITES, Endpoint, assert_problem
+from leads.tests.api.support import BATCHES, WITH_BODY, WRITES, Endpoint, assert_problem
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,8 @@ def test_malformed_json_body_is_400(endpoint: Endpoint, api_client, world):
 @each_body_endpoint
 def test_json_body_that_is_not_an_object_is_400(endpoint: Endpoint, api_client, world):
     response = endpoint.call(api_client, world.ids(), data="[1, 2]", format=None, content_type="application/json")
-    assert_problem(response, 400, ["non_field_errors"])
+    # Batch endpoints take a list and report each bad item by its index.
+    assert_problem(response, 400, ["0", "1"] if endpoint in BATCHES else ["non_field_errors"])
 
 
 @each_body_endpoint

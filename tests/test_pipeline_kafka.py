@@ -1,0 +1,247 @@
+"""The whole loop on a real Kafka-protocol broker (tansu), real PostgreSQL and a real SMTP server:
+ingest, score, outreach, engagement, conversion, posterior; and what happens when parts die."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer
+from django.db import connection
+
+from leads.events import LEADS_RAW, dead_letter_topic, encode
+from leads.models import DeadLetter, Lead, OutboxEvent, Outreach, Variant
+from leads.services.simulation import simulated_events
+from leads.tests.factories import ExperimentFactory, OutreachTemplateFactory, VariantFactory
+from pipeline_whisperer.kafka import make_producer
+from tests.stand_ins import PipelineProcess, SmtpSink, TansuBroker, pipeline_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAGES = ("relay", "scorer", "outreach", "feedback")
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def experiment() -> list[Variant]:
+    experiment = ExperimentFactory(name="Kafka test")
+    return [
+        VariantFactory(experiment=experiment, name=name, template=OutreachTemplateFactory(name=name))
+        for name in ("A", "B")
+    ]
+
+
+@pytest.fixture
+def kafka_settings(settings, broker: TansuBroker):
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
+    settings.KAFKA_TOPIC_PARTITIONS = 3
+    settings.KAFKA_PUBLISH_TIMEOUT_SECONDS = 5
+    return settings
+
+
+@pytest.fixture
+def pipeline(
+    kafka_settings, broker: TansuBroker, smtp_sink: SmtpSink, tmp_path
+) -> Iterator[Callable[..., PipelineProcess]]:
+    """Starts stage processes against the test database; stops them all at the end."""
+    started: list[PipelineProcess] = []
+    env = pipeline_env(
+        database_name=connection.settings_dict["NAME"], bootstrap=broker.bootstrap, smtp_port=smtp_sink.port
+    )
+
+    def start(stage: str) -> PipelineProcess:
+        process = PipelineProcess(stage, env, tmp_path).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.alive():
+            process.kill()
+
+
+def produce_raw(bootstrap: str, events: list[dict | bytes]) -> None:
+    producer = make_producer()
+    for event in events:
+        value = event if isinstance(event, bytes) else encode(event)
+        key = b"poison" if isinstance(event, bytes) else event["lightfield_id"].encode()
+        producer.produce(LEADS_RAW, key=key, value=value)
+    assert producer.flush(15) == 0
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list:
+    """The first `count` messages of `topic`, read by a consumer group of the test's own."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and not message.error():
+            messages.append(message)
+    consumer.close()
+    return messages
+
+
+def leads_settled(expected: int) -> Callable[[], bool]:
+    """All `expected` leads are past scoring and every qualified one has had its outreach sent."""
+
+    def check() -> bool:
+        counts = Counter(Lead.objects.values_list("status", flat=True))
+        return sum(counts.values()) == expected and counts["raw"] == 0 and counts["scored"] == 0
+
+    return check
+
+
+def test_leads_from_the_api_and_from_kafka_flow_to_conversion(api_client, pipeline, broker, smtp_sink, experiment):
+    process = pipeline("all")
+    via_api = list(simulated_events(count=15, seed=1, prefix="api"))
+    via_kafka = list(simulated_events(count=15, seed=2, prefix="kafka"))
+
+    response = api_client.post("/api/v1/leads/ingest", via_api, format="json", HTTP_X_REQUEST_ID="e2e-corr-1")
+    assert response.status_code == 202, response.content
+    produce_raw(broker.bootstrap, via_kafka)
+    wait_until(leads_settled(30), what="30 leads scored and contacted")
+
+    contacted = Lead.objects.filter(status=Lead.Status.CONTACTED)
+    assert contacted.count() == Outreach.objects.filter(status=Outreach.Status.SENT).count() > 0
+    wait_until(lambda: len(smtp_sink.received()) == contacted.count(), what="every outreach mail at the SMTP server")
+    assert {m["To"] for m in smtp_sink.received()} == set(contacted.values_list("contact_email", flat=True))
+    assert {lead.lightfield_id[:3] for lead in Lead.objects.all()} == {"api", "kaf"}
+
+    converting = list(Outreach.objects.order_by("pk")[:3])
+    engagements = [
+        {"event_id": f"conv-{o.pk}", "event_type": "converted", "message_id": o.message_id} for o in converting
+    ]
+    assert api_client.post("/api/v1/engagements", engagements, format="json").status_code == 202
+    wait_until(lambda: Lead.objects.filter(status=Lead.Status.CONVERTED).count() == 3, what="3 conversions")
+
+    wait_until(lambda: sum(v.successes for v in Variant.objects.all()) == 3, what="3 successes on the variants")
+    for variant in Variant.objects.all():
+        assert variant.alpha == 1 + variant.successes
+        assert variant.sends == Outreach.objects.filter(variant=variant, sent_at__isnull=False).count()
+    assert process.terminate() == 0, process.log()
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+
+    # The request's correlation id travelled into Kafka headers and on through the stages.
+    assert set(OutboxEvent.objects.filter(key__startswith="api").values_list("correlation_id", flat=True)) == {
+        "e2e-corr-1"
+    }
+    headers = [dict(m.headers()) for m in read_topic(broker.bootstrap, LEADS_RAW, 30) if m.key().startswith(b"api")]
+    assert len(headers) == 15
+    assert {h["correlation_id"] for h in headers} == {b"e2e-corr-1"}
+
+
+def test_a_poison_message_is_dead_lettered_and_the_stage_keeps_going(pipeline, broker, experiment):
+    pipeline("scorer")
+    good = list(simulated_events(count=2, seed=3, prefix="good"))
+    missing_company = {"lightfield_id": "no-company", "company": {"name": ""}}
+    produce_raw(broker.bootstrap, [good[0], b"{not json", missing_company, good[1]])
+
+    wait_until(lambda: Lead.objects.filter(lightfield_id__startswith="good").count() == 2, what="the good leads")
+    wait_until(lambda: DeadLetter.objects.count() == 2, what="two dead letters")
+    errors = sorted(DeadLetter.objects.values_list("error", flat=True))
+    assert "company.name is required" in errors[0]
+    assert errors[1].startswith("PoisonEvent: not JSON")
+    assert not Lead.objects.filter(lightfield_id="no-company").exists()
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": "dlq-reader",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([dead_letter_topic(LEADS_RAW)])
+    dead: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(dead) < 2 and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and not message.error():
+            dead.append(message.value())
+    consumer.close()
+    assert sorted(dead) == sorted([b"{not json", encode(missing_company)])
+
+
+def test_a_stage_killed_mid_batch_contacts_nobody_twice_and_counts_every_reward_once(
+    api_client, pipeline, broker, smtp_sink, experiment
+):
+    for stage in ("relay", "scorer"):
+        pipeline(stage)
+    outreach_process, feedback_process = pipeline("outreach"), pipeline("feedback")
+    events = list(simulated_events(count=150, seed=4, prefix="kill"))
+    for start in range(0, 150, 50):
+        assert api_client.post("/api/v1/leads/ingest", events[start : start + 50], format="json").status_code == 202
+
+    wait_until(lambda: Outreach.objects.count() >= 10, what="outreach under way")
+    outreach_process.kill()  # SIGKILL, mid-batch
+    pipeline("outreach")
+    wait_until(leads_settled(150), timeout=120, what="every lead processed after the restart")
+
+    mail_ids_by_recipient: dict[str, set[str]] = defaultdict(set)
+    for message in smtp_sink.received():
+        mail_ids_by_recipient[message["To"]].add(message["Message-ID"])
+    assert all(len(ids) == 1 for ids in mail_ids_by_recipient.values()), "a lead got two different mails"
+    per_lead = Counter(Outreach.objects.values_list("lead_id", flat=True))
+    assert set(per_lead.values()) == {1}
+    assert len(mail_ids_by_recipient) == Outreach.objects.count()
+
+    sent = list(Outreach.objects.all())
+    engagements = [
+        {"event_id": f"k-{o.pk}", "event_type": "converted" if o.pk % 3 == 0 else "bounced", "outreach_id": o.pk}
+        for o in sent
+    ]
+    assert api_client.post("/api/v1/engagements", engagements, format="json").status_code == 202
+    wait_until(lambda: Outreach.objects.exclude(reward="").count() >= len(sent) // 3, what="rewards under way")
+    feedback_process.kill()
+    pipeline("feedback")
+    wait_until(lambda: Outreach.objects.filter(reward="").count() == 0, timeout=90, what="every reward")
+
+    for variant in Variant.objects.all():
+        rewarded = Outreach.objects.filter(variant=variant)
+        assert variant.successes == rewarded.filter(reward=Outreach.Reward.SUCCESS).count()
+        assert variant.failures == rewarded.filter(reward=Outreach.Reward.FAILURE).count()
+        assert (variant.alpha, variant.beta) == (1 + variant.successes, 1 + variant.failures)
+
+
+def test_ingest_answers_while_the_broker_is_down_and_everything_flows_when_it_returns(
+    api_client, pipeline, broker, smtp_sink, experiment
+):
+    for stage in STAGES:
+        pipeline(stage)
+    before = list(simulated_events(count=10, seed=5, prefix="before"))
+    assert api_client.post("/api/v1/leads/ingest", before, format="json").status_code == 202
+    wait_until(leads_settled(10), what="the first leads")
+
+    broker.pause()
+    during = list(simulated_events(count=40, seed=6, prefix="during"))
+    started = time.monotonic()
+    for start in range(0, 40, 10):
+        response = api_client.post("/api/v1/leads/ingest", during[start : start + 10], format="json")
+        assert response.status_code == 202
+    assert time.monotonic() - started < 10, "ingest waited on the broker"
+    time.sleep(3)
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= 40
+    broker.resume()
+
+    wait_until(leads_settled(50), timeout=120, what="every lead after the broker returned")
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
