@@ -49,17 +49,26 @@ def event_from_message(
 ) -> Event:
     """An Event from a Kafka message's parts; tolerant of anything, so a poison message still
     becomes an Event that can be dead-lettered."""
-    decoded = {name: (raw.decode(errors="replace") if raw is not None else "") for name, raw in headers or []}
+    decoded = {
+        _storable(name): (_storable(raw.decode(errors="replace")) if raw is not None else "")
+        for name, raw in headers or []
+    }
     body = value or b""
     return Event(
         topic=topic,
-        key=(key or b"").decode(errors="replace"),
+        key=_storable((key or b"").decode(errors="replace")),
         value=body,
         event_id=decoded.get("event_id") or "sha256:" + hashlib.sha256(body).hexdigest(),
         event_type=decoded.get("event_type", ""),
         correlation_id=decoded.get("correlation_id", ""),
         headers=decoded,
     )
+
+
+def _storable(text: str) -> str:
+    """`text` without U+0000, which PostgreSQL text and jsonb cannot hold: a message whose key or
+    headers carry one must still be recorded as applied or dead-lettered, never stop its stage."""
+    return text.replace("\x00", "\ufffd")
 
 
 def wire_headers(event: Event) -> list[tuple[str, bytes]]:

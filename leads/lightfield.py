@@ -7,6 +7,7 @@ the reason; `fake_event` makes one for demos, simulators and benchmarks.
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,9 @@ from django.utils.dateparse import parse_datetime
 from faker import Faker
 
 from leads.models import BudgetRange, CompanySize
+
+# The same rule as the API's create and lookup routes, so every stored lead can be looked up.
+LIGHTFIELD_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class InvalidEvent(ValueError):
@@ -40,9 +44,11 @@ def parse_event(event: Any) -> dict[str, Any]:
     """The Lead fields of one event; any field but lightfield_id and company.name may be missing."""
     if not isinstance(event, dict):
         raise InvalidEvent("the event must be a JSON object")
+    if contains_nul(event):  # PostgreSQL text and jsonb cannot hold U+0000
+        raise InvalidEvent("the event contains a NUL character (U+0000)")
     lightfield_id = event.get("lightfield_id")
-    if not isinstance(lightfield_id, str) or not lightfield_id.strip() or len(lightfield_id) > 64:
-        raise InvalidEvent("lightfield_id must be a non-empty string of at most 64 characters")
+    if not isinstance(lightfield_id, str) or not LIGHTFIELD_ID.fullmatch(lightfield_id.strip()):
+        raise InvalidEvent("lightfield_id must be 1-64 letters, digits, or _ . : -")
     fields: dict[str, Any] = {"lightfield_id": lightfield_id.strip(), "raw_payload": event}
     for field, (path, limit) in _TEXT_LIMITS.items():
         fields[field] = _text(event, path)[:limit]
@@ -54,6 +60,23 @@ def parse_event(event: Any) -> dict[str, Any]:
     fields["pain_points"] = _string_list(event, ("metadata", "pain_points"))
     fields["lightfield_created_at"] = _timestamp(event.get("timestamp"))
     return fields
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether any key or string anywhere in a decoded JSON value holds U+0000, which PostgreSQL
+    text and jsonb cannot store (iterative, so any depth is safe)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _section(event: dict[str, Any], name: str) -> dict[str, Any]:

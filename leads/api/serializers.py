@@ -9,6 +9,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from leads.lightfield import contains_nul
 from leads.models import (
     BudgetRange,
     CompanySize,
@@ -360,6 +361,11 @@ class EngagementInputSerializer(serializers.Serializer):
     message_id = serializers.CharField(max_length=255, required=False)
     occurred_at = serializers.DateTimeField(required=False)
     payload = serializers.DictField(required=False)
+
+    def validate_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if contains_nul(payload):
+            raise serializers.ValidationError("NUL characters (U+0000) are not allowed.")
+        return payload
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if ("outreach_id" in data) == ("message_id" in data):

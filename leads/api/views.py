@@ -154,13 +154,15 @@ class EngagementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 valid[index] = serializer.validated_data
             else:
                 refused.append(feedback_services.EngagementItem(index=index, error=_flatten(serializer.errors)))
-        if not valid:
-            raise InvalidInput("No event in the request is valid.", errors={str(i.index): [i.error] for i in refused})
-        queued = feedback_services.engagement_submit(events=list(valid.values()))
+        queued = feedback_services.engagement_submit(events=list(valid.values())) if valid else []
         items = sorted(
             refused + [replace(item, index=index) for index, item in zip(valid, queued, strict=True)],
             key=lambda item: item.index,
         )
+        # Unknown outreach counts as refused too: a batch that queued nothing is not "accepted".
+        errors = {str(item.index): [item.error] for item in items if item.error}
+        if len(errors) == len(items):
+            raise InvalidInput("No event in the request is valid.", errors=errors)
         return Response(s.batch_answer(items, s.EngagementResultSerializer), status=status.HTTP_202_ACCEPTED)
 
 

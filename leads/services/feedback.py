@@ -23,9 +23,12 @@ from leads.models import EngagementEvent, Lead, Outreach, Variant
 from leads.services.outbox import Emission, outbox_emit_many
 from leads.services.outreach import FINAL_STATUSES
 
+# An expired outreach has had its reward: a late open, click or reply does not reopen it.
 _STATUS_RANK = {
     status: rank
-    for rank, status in enumerate(["pending", "sent", "delivered", "opened", "clicked", "replied", "converted"])
+    for rank, status in enumerate(
+        ["pending", "sent", "delivered", "opened", "clicked", "replied", "expired", "converted"]
+    )
 }
 _REWARDS = {
     "converted": Outreach.Reward.SUCCESS,

@@ -7,6 +7,7 @@ default) the rows are handed to the in-process bus once the transaction commits.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,10 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from leads.events import Event, encode
 from leads.models import DeadLetter, OutboxEvent, ProcessedEvent
 from pipeline_whisperer.correlation import get_correlation_id
+from pipeline_whisperer.exceptions import Conflict
 
 
 class AlreadyApplied(Exception):
@@ -90,13 +93,47 @@ def event_was_applied(*, stage: str, event_id: str) -> bool:
 
 
 def dead_letter_record(*, stage: str, event: Event, error: str, attempts: int) -> DeadLetter:
+    """Store a message a stage gave up on. Anything a producer sent must fit, or the stage could
+    never move past it: U+0000 (which PostgreSQL text cannot hold) is replaced, and an over-long
+    key or event id is cut to its column."""
     return DeadLetter.objects.create(
         stage=stage,
         topic=event.topic,
-        key=event.key,
-        event_id=event.event_id,
-        value=event.value.decode(errors="replace"),
-        headers=event.headers,
-        error=error[:10_000],
+        key=event.key[: DeadLetter._meta.get_field("key").max_length],
+        event_id=event.event_id[: DeadLetter._meta.get_field("event_id").max_length],
+        value=event.value.decode(errors="replace").replace("\x00", "\ufffd"),
+        # Kept so a retry goes out as the same kind of event, under the same correlation id.
+        headers={**event.headers, "event_type": event.event_type, "correlation_id": event.correlation_id},
+        error=error[:10_000].replace("\x00", "\ufffd"),
         attempts=attempts,
     )
+
+
+def dead_letter_retry(*, dead_letter: DeadLetter) -> OutboxEvent:
+    """Send a dead letter through its stage again, as a new event on its original topic."""
+    if dead_letter.status != DeadLetter.Status.PENDING:
+        raise Conflict(f"This dead letter was {dead_letter.status} already.")
+    try:
+        payload = json.loads(dead_letter.value)
+    except ValueError:
+        raise Conflict("The message is not JSON; it can only be discarded.") from None
+    with transaction.atomic():
+        updated = DeadLetter.objects.filter(pk=dead_letter.pk, status=DeadLetter.Status.PENDING).update(
+            status=DeadLetter.Status.RETRIED, resolved_at=timezone.now()
+        )
+        if not updated:
+            raise Conflict("Someone else resolved this dead letter just now.")
+        return outbox_emit(
+            topic=dead_letter.topic,
+            key=dead_letter.key,
+            event_type=dead_letter.headers.get("event_type", "retry"),
+            payload=payload,
+        )
+
+
+def dead_letter_discard(*, dead_letter: DeadLetter) -> None:
+    updated = DeadLetter.objects.filter(pk=dead_letter.pk, status=DeadLetter.Status.PENDING).update(
+        status=DeadLetter.Status.DISCARDED, resolved_at=timezone.now()
+    )
+    if not updated:
+        raise Conflict(f"This dead letter was {dead_letter.status} already.")

@@ -33,6 +33,8 @@ from pipeline_whisperer.resilience import retry_call
 logger = logging.getLogger(__name__)
 
 SEND_ATTEMPTS = 3
+# A lead in one of these becomes contacted when mail goes out.
+PRE_CONTACT_STATUSES = (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED)
 # Outreach in these states has had its say: no later event changes its status.
 FINAL_STATUSES = (Outreach.Status.CONVERTED, Outreach.Status.BOUNCED, Outreach.Status.UNSUBSCRIBED)
 
@@ -113,7 +115,12 @@ def _prepare(*, lead_id: int, rng: random.Random, force: bool) -> tuple[Outreach
             return None, "the lead does not exist"
         pending = lead.outreach.filter(status=Outreach.Status.PENDING).select_related("lead").first()
         if pending is not None:
-            return pending, ""
+            # A send that a crash interrupted; still never to a lead who since unsubscribed or was snoozed.
+            refusal = outreach_refusal(lead, force=True)
+            if not refusal:
+                return pending, ""
+            _cancel(pending, refusal)
+            return None, refusal
         refusal = outreach_refusal(lead, force=force)
         if refusal:
             return None, refusal
@@ -161,12 +168,10 @@ def _send(outreach: Outreach) -> None:
 def _mark_sent(outreach: Outreach) -> None:
     now = timezone.now()
     Outreach.objects.filter(pk=outreach.pk).update(status=Outreach.Status.SENT, sent_at=now, error="", updated_at=now)
-    Lead.objects.filter(pk=outreach.lead_id).update(
-        status=Lead.Status.CONTACTED,
-        contacted_at=Coalesce(F("contacted_at"), now),
-        outreach_count=F("outreach_count") + 1,
-        updated_at=now,
-    )
+    lead = Lead.objects.filter(pk=outreach.lead_id)
+    lead.update(contacted_at=Coalesce(F("contacted_at"), now), outreach_count=F("outreach_count") + 1, updated_at=now)
+    # A forced send to a lead who already answered or converted leaves that status as it is.
+    lead.filter(status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
     Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
     outbox_emit(
         topic=OUTREACH_EVENTS,
@@ -179,6 +184,13 @@ def _mark_sent(outreach: Outreach) -> None:
             "message_id": outreach.message_id,
             "sent_at": now.isoformat(),
         },
+    )
+
+
+def _cancel(outreach: Outreach, reason: str) -> None:
+    now = timezone.now()
+    Outreach.objects.filter(pk=outreach.pk).update(
+        status=Outreach.Status.FAILED, failed_at=now, error=f"cancelled before sending: {reason}", updated_at=now
     )
 
 

@@ -88,7 +88,7 @@ def test_snooze_action_snoozes_the_selected_leads_and_logs_each(admin_client, ad
     leads = [LeadFactory(status=Lead.Status.SCORED), LeadFactory(status=Lead.Status.RAW)]
     untouched = LeadFactory(status=Lead.Status.SCORED)
     response = _run_action(admin_client, "snooze_leads", leads)
-    assert "Snoozed 2 lead(s)." in [str(m) for m in response.context["messages"]]
+    assert "Snoozed 2 of the selected leads." in [str(m) for m in response.context["messages"]]
     snoozed = Lead.objects.filter(status=Lead.Status.SNOOZED).values_list("pk", flat=True)
     assert set(snoozed) == {lead.pk for lead in leads}
     assert Lead.objects.get(pk=untouched.pk).status == Lead.Status.SCORED
@@ -109,7 +109,8 @@ def test_snooze_action_leaves_leads_it_may_not_snooze_and_says_why(admin_client)
     converted = LeadFactory(company_name="Done Inc", status=Lead.Status.CONVERTED)
     response = _run_action(admin_client, "snooze_leads", [converted])
     (message,) = [str(m) for m in response.context["messages"]]
-    assert message.startswith("Left 1 lead(s) as they were: Done Inc:")
+    assert message.startswith("Left 1 as they were: Done Inc (")
+    assert message.endswith("A lead that is converted cannot be snoozed.")
     assert Lead.objects.get(pk=converted.pk).status == Lead.Status.CONVERTED
     assert not LogEntry.objects.exists()
 

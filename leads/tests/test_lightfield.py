@@ -123,7 +123,7 @@ def test_event_that_is_not_an_object_is_refused(event):
 
 @pytest.mark.parametrize("lightfield_id", [..., None, "", "   ", 123, "x" * 65], ids=repr)
 def test_missing_or_empty_lightfield_id_is_refused(lightfield_id):
-    with pytest.raises(InvalidEvent, match="lightfield_id must be a non-empty string"):
+    with pytest.raises(InvalidEvent, match="lightfield_id must be 1-64 letters"):
         parse_event(_event(lightfield_id=lightfield_id))
 
 
@@ -186,3 +186,9 @@ def test_fake_event_parses(seed):
     fields = parse_event(_seeded_fake_event(seed, f"lf-{seed}"))
     assert fields["lightfield_id"] == f"lf-{seed}"
     assert fields["company_name"]
+
+
+@pytest.mark.parametrize("lightfield_id", ["has space", "a/b", "ünï"])
+def test_lightfield_id_outside_the_lookup_alphabet_is_refused(lightfield_id):
+    with pytest.raises(InvalidEvent, match="lightfield_id must be 1-64 letters"):
+        parse_event({"lightfield_id": lightfield_id, "company": {"name": "Acme"}})

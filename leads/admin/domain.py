@@ -6,6 +6,7 @@ Outreach and engagement are history: staff may read them, never edit them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -15,8 +16,36 @@ from django.http import HttpRequest
 
 from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate, Variant
 from leads.services import leads as lead_services
+from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
 from pipeline_whisperer.exceptions import DomainError
+
+
+def apply_to_each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    service: Callable[[Any], object],
+    verb: str,
+) -> None:
+    """Run `service` on each selected row, log each change in the admin log, and tell the user
+    what was done and what was refused (a domain rule said no)."""
+    done, refused = 0, []
+    for row in queryset:
+        try:
+            service(row)
+        except DomainError as error:
+            refused.append(f"{row}: {error.message}")
+            continue
+        model_admin.log_change(request, row, f"{verb} from the admin.")
+        done += 1
+    noun = model_admin.model._meta.verbose_name_plural
+    if done:
+        model_admin.message_user(request, f"{verb} {done} of the selected {noun}.", messages.SUCCESS)
+    if refused:
+        model_admin.message_user(
+            request, f"Left {len(refused)} as they were: " + "; ".join(refused[:10]), messages.WARNING
+        )
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):
@@ -41,6 +70,9 @@ class OutreachInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Outreach]:
+        return super().get_queryset(request).select_related("variant__experiment")
+
 
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
@@ -62,7 +94,7 @@ class LeadAdmin(admin.ModelAdmin):
     # A full COUNT(*) on every page is the slowest part of a large changelist.
     show_full_result_count = False
     list_per_page = 50
-    actions = ("snooze_leads", "unsnooze_leads")
+    actions = ("snooze_leads", "unsnooze_leads", "rescore_leads", "force_outreach")
     inlines = (OutreachInline,)
     readonly_fields = (
         "lightfield_id",
@@ -149,28 +181,21 @@ class LeadAdmin(admin.ModelAdmin):
 
     @admin.action(description="Snooze selected leads", permissions=["change"])
     def snooze_leads(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
-        self._apply(request, queryset, lead_services.lead_snooze, "Snoozed")
+        apply_to_each(self, request, queryset, lambda lead: lead_services.lead_snooze(lead=lead), "Snoozed")
 
     @admin.action(description="Unsnooze selected leads", permissions=["change"])
     def unsnooze_leads(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
-        self._apply(request, queryset, lead_services.lead_unsnooze, "Unsnoozed")
+        apply_to_each(self, request, queryset, lambda lead: lead_services.lead_unsnooze(lead=lead), "Unsnoozed")
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[Lead], service: Any, verb: str) -> None:
-        done, refused = 0, []
-        for lead in queryset:
-            try:
-                service(lead=lead)
-            except DomainError as error:
-                refused.append(f"{lead.company_name}: {error.message}")
-                continue
-            self.log_change(request, lead, f"{verb} from the admin.")
-            done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} lead(s).", messages.SUCCESS)
-        if refused:
-            self.message_user(
-                request, f"Left {len(refused)} lead(s) as they were: " + "; ".join(refused[:10]), messages.WARNING
-            )
+    @admin.action(description="Rescore selected leads", permissions=["change"])
+    def rescore_leads(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        apply_to_each(self, request, queryset, lambda lead: lead_services.lead_rescore(lead=lead), "Rescored")
+
+    @admin.action(description="Force outreach to selected leads", permissions=["change"])
+    def force_outreach(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        apply_to_each(
+            self, request, queryset, lambda lead: outreach_services.outreach_force(lead=lead), "Queued outreach for"
+        )
 
 
 class OutreachTemplateForm(forms.ModelForm):

@@ -1,0 +1,78 @@
+"""The pipeline's machinery in the admin: the outbox backlog, dead letters, applied events.
+
+All read-only; the only changes staff can make are retrying or discarding a dead letter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from leads.admin.domain import apply_to_each
+from leads.models import DeadLetter, OutboxEvent
+from leads.services.outbox import dead_letter_discard, dead_letter_retry
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PublishedFilter(admin.SimpleListFilter):
+    title, parameter_name = "delivery", "delivery"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("pending", "Pending (backlog)"), ("published", "Published")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
+        if self.value() == "pending":
+            return queryset.filter(published_at__isnull=True)
+        if self.value() == "published":
+            return queryset.filter(published_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(_ReadOnly):
+    list_display = ("id", "event_type", "topic", "key", "created_at", "published_at", "attempts", "last_error")
+    list_filter = (PublishedFilter, "topic", "event_type")
+    search_fields = ("key", "event_id", "correlation_id")
+    show_full_result_count = False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        backlog = OutboxEvent.objects.filter(published_at__isnull=True).count()
+        extra_context = {**(extra_context or {}), "title": f"Outbox: {backlog} event(s) waiting to be published"}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(_ReadOnly):
+    list_display = ("id", "stage", "topic", "key", "status", "attempts", "short_error", "created_at")
+    list_filter = ("status", "stage", "topic")
+    search_fields = ("key", "event_id", "error")
+    actions = ("retry", "discard")
+
+    @admin.display(description="Error")
+    def short_error(self, dead_letter: DeadLetter) -> str:
+        return dead_letter.error[:120]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Actions need the change permission; the change form itself stays read-only.
+        return obj is None and request.user.has_perm("leads.change_deadletter")
+
+    @admin.action(description="Retry selected dead letters", permissions=["change"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        apply_to_each(self, request, queryset, lambda dead: dead_letter_retry(dead_letter=dead), "Retried")
+
+    @admin.action(description="Discard selected dead letters", permissions=["change"])
+    def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        apply_to_each(self, request, queryset, lambda dead: dead_letter_discard(dead_letter=dead), "Discarded")
