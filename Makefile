@@ -15,7 +15,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	DJANGO_SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	DJANGO_SECURE_SSL_REDIRECT=0
 
-.PHONY: run test lint admin apikey check clean
+.PHONY: run test lint admin apikey check bench-pipeline clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ run: $(RUNTIME_STAMP)  ## set up and serve the embedded default with demo data o
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo
 	@echo "Admin login: run 'make admin' in another terminal. API key: 'make apikey'."
+	@echo "Simulated leads (one every 2 s) and their answers keep the loop moving; logs in var/simulators.log."
+	# The simulators stop with the server (Ctrl-C): they are in this shell's process group.
+	( $(RUN_ENV) $(BIN)/python manage.py simulate_leads --count 100000 --rate 0.5 -v0 & \
+	  $(RUN_ENV) $(BIN)/python manage.py simulate_engagement --follow --interval 5 -v0 & \
+	  wait ) > var/simulators.log 2>&1 & \
 	$(RUN_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 admin: $(RUNTIME_STAMP)  ## create a staff superuser for /admin/ (asks for a password)
@@ -51,6 +56,9 @@ lint: $(DEV_STAMP)
 
 check: $(DEV_STAMP)  ## Django's deployment checklist under production-like settings
 	$(TEST_ENV) DJANGO_SECURE_SSL_REDIRECT=1 $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+bench-pipeline: $(DEV_STAMP)  ## pipeline throughput on PostgreSQL and tansu (results in bench/results/)
+	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

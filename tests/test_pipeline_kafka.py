@@ -244,3 +244,20 @@ def test_ingest_answers_while_the_broker_is_down_and_everything_flows_when_it_re
     wait_until(leads_settled(50), timeout=120, what="every lead after the broker returned")
     wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
     assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
+
+
+def test_two_processes_of_one_stage_share_its_partitions(pipeline, broker, experiment):
+    scorers = [pipeline("scorer"), pipeline("scorer")]
+    events = list(simulated_events(count=90, seed=7, prefix="shared"))
+    for start in range(0, 90, 5):  # spread over ~10 s, across the group's first rebalance
+        produce_raw(broker.bootstrap, events[start : start + 5])
+        time.sleep(0.5)
+    wait_until(lambda: Lead.objects.filter(scored_at__isnull=False).count() == 90, what="90 scored leads")
+
+    applied = []
+    for scorer in scorers:
+        assert scorer.terminate() == 0, scorer.log()
+        (line,) = [line for line in scorer.log().splitlines() if "scorer stopped:" in line]
+        applied.append(int(line.split("'applied': ")[1].split(",")[0]))
+    assert sum(applied) == 90
+    assert min(applied) > 0, f"one process did all the work: {applied}"

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--to", choices=["local", "api", "kafka"], default="local")
         parser.add_argument("--batch", type=int, default=100, help="Events per API request or ingest call.")
         parser.add_argument("--seed", type=int, default=int(time.time()), help="Same seed, same events.")
-        parser.add_argument("--prefix", default="sim", help="lightfield_id prefix.")
+        parser.add_argument("--prefix", default="", help="lightfield_id prefix (default: sim-<seed>).")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Service URL for --to api.")
         parser.add_argument("--api-key", default="", help="A write API key for --to api.")
 
@@ -39,7 +39,8 @@ class Command(BaseCommand):
         if options["count"] < 1 or options["batch"] < 1:
             raise CommandError("--count and --batch must be at least 1")
         send = {"local": self._local, "api": self._api, "kafka": self._kafka}[options["to"]](options)
-        events = simulated_events(count=options["count"], seed=options["seed"], prefix=options["prefix"])
+        prefix = options["prefix"] or f"sim-{options['seed']}"
+        events = simulated_events(count=options["count"], seed=options["seed"], prefix=prefix)
         batch_size = 1 if options["rate"] and options["rate"] < options["batch"] else options["batch"]
         started, sent = time.monotonic(), 0
         while batch := list(itertools.islice(events, batch_size)):
