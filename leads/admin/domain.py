@@ -48,7 +48,9 @@ def apply_to_each(
         )
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and machinery: staff may look, never add, change or delete."""
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -249,7 +251,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Outreach)
-class OutreachAdmin(_ReadOnlyAdmin):
+class OutreachAdmin(ReadOnlyAdmin):
     list_display = ("id", "lead", "variant", "status", "to_email", "sent_at", "reward")
     list_filter = ("status", "reward", "variant__experiment")
     list_select_related = ("lead", "variant", "variant__experiment")
@@ -259,7 +261,7 @@ class OutreachAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(EngagementEvent)
-class EngagementEventAdmin(_ReadOnlyAdmin):
+class EngagementEventAdmin(ReadOnlyAdmin):
     list_display = ("event_id", "event_type", "outreach", "occurred_at", "received_at")
     list_filter = ("event_type",)
     list_select_related = ("outreach",)

@@ -11,20 +11,9 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from leads.admin.domain import apply_to_each
+from leads.admin.domain import ReadOnlyAdmin, apply_to_each
 from leads.models import DeadLetter, OutboxEvent
 from leads.services.outbox import dead_letter_discard, dead_letter_retry
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class PublishedFilter(admin.SimpleListFilter):
@@ -42,7 +31,7 @@ class PublishedFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(_ReadOnly):
+class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "event_type", "topic", "key", "created_at", "published_at", "attempts", "last_error")
     list_filter = (PublishedFilter, "topic", "event_type")
     search_fields = ("key", "event_id", "correlation_id")
@@ -55,7 +44,7 @@ class OutboxEventAdmin(_ReadOnly):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(_ReadOnly):
+class DeadLetterAdmin(ReadOnlyAdmin):
     list_display = ("id", "stage", "topic", "key", "status", "attempts", "short_error", "created_at")
     list_filter = ("status", "stage", "topic")
     search_fields = ("key", "event_id", "error")

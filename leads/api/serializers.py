@@ -25,24 +25,7 @@ from leads.selectors import VariantPosterior
 
 # --- Leads ------------------------------------------------------------------------------
 
-_LEAD_EDITABLE = [
-    "company_name",
-    "company_website",
-    "company_industry",
-    "company_size",
-    "company_description",
-    "contact_name",
-    "contact_email",
-    "contact_title",
-    "contact_linkedin",
-    "source_channel",
-    "source_campaign",
-    "source_referrer",
-    "tech_stack",
-    "pain_points",
-    "budget_range",
-    "timeline",
-]
+_LEAD_EDITABLE = list(Lead.DESCRIPTIVE_FIELDS)
 
 
 class LeadListSerializer(serializers.ModelSerializer):

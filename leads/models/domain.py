@@ -48,6 +48,13 @@ class LeadStatus(models.TextChoices):
 
 class Lead(models.Model):
     Status = LeadStatus
+    # What describes the lead (from the CRM or an API caller), as opposed to what the pipeline sets.
+    DESCRIPTIVE_FIELDS = (
+        "company_name", "company_website", "company_industry", "company_size", "company_description",
+        "contact_name", "contact_email", "contact_title", "contact_linkedin",
+        "source_channel", "source_campaign", "source_referrer",
+        "tech_stack", "pain_points", "budget_range", "timeline",
+    )  # fmt: skip
 
     lightfield_id = models.CharField(max_length=64, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RAW)

@@ -23,27 +23,7 @@ from leads.services.outbox import Emission, outbox_emit_many
 from pipeline_whisperer.exceptions import PayloadTooLarge
 
 # What a newer event may change on an existing lead; score and status belong to the pipeline.
-UPSERT_FIELDS = [
-    "company_name",
-    "company_website",
-    "company_industry",
-    "company_size",
-    "company_description",
-    "contact_name",
-    "contact_email",
-    "contact_title",
-    "contact_linkedin",
-    "source_channel",
-    "source_campaign",
-    "source_referrer",
-    "tech_stack",
-    "pain_points",
-    "budget_range",
-    "timeline",
-    "raw_payload",
-    "lightfield_created_at",
-    "updated_at",
-]
+UPSERT_FIELDS = [*Lead.DESCRIPTIVE_FIELDS, "raw_payload", "lightfield_created_at", "updated_at"]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Creating, editing, scoring and snoozing leads.
 
-Status changes are single conditional UPDATEs, so two workers or staff members acting on the
-same lead at once cannot both succeed from a stale state.
+Snooze and unsnooze are single conditional UPDATEs, and scoring runs on a row its caller has
+locked (`select_for_update`), so two workers or staff members acting on the same lead at once
+cannot both succeed from a stale state.
 """
 
 from __future__ import annotations
