@@ -98,28 +98,9 @@ class LeadAdmin(admin.ModelAdmin):
     list_per_page = 50
     actions = ("snooze_leads", "unsnooze_leads", "rescore_leads", "force_outreach")
     inlines = (OutreachInline,)
-    readonly_fields = (
-        "lightfield_id",
-        "status",
-        "score",
-        "persona",
-        "scoring_model",
-        "scoring_reasons",
-        "scored_at",
-        "failure_reason",
-        "raw_payload",
-        "lightfield_created_at",
-        "snoozed_until",
-        "status_before_snooze",
-        "unsubscribed_at",
-        "bounced_at",
-        "contacted_at",
-        "responded_at",
-        "converted_at",
-        "outreach_count",
-        "engagement_count",
-        "created_at",
-        "updated_at",
+    # Everything the pipeline sets is shown, not edited; staff edit only what describes the lead.
+    readonly_fields = tuple(
+        field.name for field in Lead._meta.fields if field.name not in ("id", *Lead.DESCRIPTIVE_FIELDS)
     )
     fieldsets = (
         (
