@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -44,6 +44,18 @@ class InvalidInput(DomainError):
     title = "Invalid request"
 
 
+class AuthenticationRequired(DomainError):
+    status = 401
+    code = "not-authenticated"
+    title = "Authentication required"
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    code = "permission-denied"
+    title = "Permission denied"
+
+
 class NotFound(DomainError):
     status = 404
     code = "not-found"
@@ -62,15 +74,43 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
-class ExternalServiceError(DomainError):
+class RateLimited(DomainError):
+    """Too many requests; `retry_after` (seconds) becomes the `Retry-After` header."""
+
+    status = 429
+    code = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (database, cache, broker, mail, model) cannot serve the request now."""
+
     status = 503
     code = "service-unavailable"
     title = "Service unavailable"
 
 
+class ExternalServiceError(ServiceUnavailable):
+    """An external service failed; subclasses name which."""
+
+
 class LlmError(ExternalServiceError):
     code = "llm-unavailable"
     title = "Language model unavailable"
+
+
+class KafkaError(ExternalServiceError):
+    code = "kafka-unavailable"
+    title = "Event bus unavailable"
+
+
+class SmtpError(ExternalServiceError):
+    code = "smtp-unavailable"
+    title = "Mail server unavailable"
 
 
 _DRF_CODES = {
@@ -84,6 +124,7 @@ _DRF_CODES = {
     415: ("unsupported-media-type", "Unsupported media type"),
     429: ("rate-limited", "Too many requests"),
     500: ("internal-error", "Internal server error"),
+    503: ("service-unavailable", "Service unavailable"),
 }
 
 
@@ -135,12 +176,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         body = problem_body(
             status=exc.status, detail=exc.message, request=request, code=exc.code, title=exc.title, **exc.extra
         )
-        return _problem(body)
+        response = _problem(body)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = drf.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
-    elif isinstance(exc, PermissionDenied):
+    elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
 
     response = drf_exception_handler(exc, context)
@@ -190,5 +234,5 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_html(request):
-        return defaults.permission_denied(request, exception or PermissionDenied())
+        return defaults.permission_denied(request, exception or DjangoPermissionDenied())
     return problem_response(status=403, detail="You may not do this.", request=request)
