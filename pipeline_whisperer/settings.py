@@ -131,6 +131,13 @@ else:
 # ---------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 300, minimum=0)
+# Cached reads (pipeline_whisperer.cache) fall back to the database when Redis fails: a short
+# socket timeout bounds what a dead Redis costs a request, and the breaker stops asking it.
+CACHE_SOCKET_TIMEOUT_SECONDS = env_float("CACHE_SOCKET_TIMEOUT_SECONDS", 0.5)
+if CACHE_SOCKET_TIMEOUT_SECONDS <= 0:
+    raise SettingsError(f"CACHE_SOCKET_TIMEOUT_SECONDS must be positive (got {CACHE_SOCKET_TIMEOUT_SECONDS})")
+CACHE_BREAKER_FAILURES = env_int("CACHE_BREAKER_FAILURES", 3, minimum=1)
+CACHE_BREAKER_RESET_SECONDS = env_float("CACHE_BREAKER_RESET_SECONDS", 10.0)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -138,7 +145,11 @@ if REDIS_URL:
             "LOCATION": check_redis_url("REDIS_URL", REDIS_URL),
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "pw"),
             "TIMEOUT": CACHE_TTL_SECONDS,
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            # No IGNORE_EXCEPTIONS: readiness must see a dead Redis; cached reads catch errors themselves.
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": CACHE_SOCKET_TIMEOUT_SECONDS,
+                "SOCKET_TIMEOUT": CACHE_SOCKET_TIMEOUT_SECONDS,
+            },
         }
     }
 else:

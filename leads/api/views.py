@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leads import selectors
+from leads import caching, selectors
 from leads.api import serializers as s
 from leads.api.filters import LeadFilter, OutreachFilter
 from leads.models import Experiment, Lead, OutreachTemplate, Variant
@@ -98,7 +98,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(responses=s.LeadStatsSerializer)
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def stats(self, request: Request) -> Response:
-        return Response(s.LeadStatsSerializer(selectors.lead_stats()).data)
+        return Response(s.LeadStatsSerializer(caching.lead_stats_cached()).data)
 
     @extend_schema(responses=s.LeadDetailSerializer)
     @action(
@@ -217,13 +217,13 @@ class _PosteriorContextMixin:
     """Variants serialize with their posterior summaries, computed once per response."""
 
     def posterior_context(self, variants: list[Variant]) -> dict[str, Any]:
-        return {"posteriors": selectors.experiment_posteriors(variants)}
+        return {"posteriors": caching.experiment_posteriors_cached(variants)}
 
     def experiments_posterior_context(self, experiments: list[Experiment]) -> dict[str, Any]:
         """Each experiment's variants compete only with each other for probability_best."""
         posteriors: dict[int, selectors.VariantPosterior] = {}
         for experiment in experiments:
-            posteriors.update(selectors.experiment_posteriors(list(experiment.variants.all())))
+            posteriors.update(caching.experiment_posteriors_cached(list(experiment.variants.all())))
         return {"posteriors": posteriors}
 
 
@@ -352,13 +352,13 @@ class DashboardViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["get"])
     def funnel(self, request: Request) -> Response:
         period = s.validated(s.FunnelQuerySerializer, request.query_params)["period"]
-        return Response(s.FunnelSerializer(selectors.dashboard_funnel(since=selectors.period_start(period))).data)
+        return Response(s.FunnelSerializer(caching.dashboard_funnel_cached(period=period)).data)
 
     @extend_schema(parameters=[s.TimelineQuerySerializer], responses=s.TimelinePointSerializer(many=True))
     @action(detail=False, methods=["get"])
     def timeline(self, request: Request) -> Response:
         days = s.validated(s.TimelineQuerySerializer, request.query_params)["days"]
-        return Response(s.TimelinePointSerializer(selectors.dashboard_timeline(days=days), many=True).data)
+        return Response(s.TimelinePointSerializer(caching.dashboard_timeline_cached(days=days), many=True).data)
 
     @extend_schema(parameters=[s.ActivityQuerySerializer], responses=s.ActivitySerializer(many=True))
     @action(detail=False, methods=["get"])

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from leads.caching import lead_metrics_invalidate
 from leads.events import OUTREACH_EVENTS
 from leads.models import EngagementEvent, Lead, Outreach, Variant
 from leads.services.outbox import Emission, outbox_emit_many
@@ -137,12 +138,14 @@ def _advance_lead(lead_id: int, event_type: str, at: datetime) -> None:
     if event_type in ("clicked", "replied"):
         leads.update(responded_at=Coalesce(F("responded_at"), at))
         leads.filter(status=Lead.Status.CONTACTED).update(status=Lead.Status.RESPONDED)
+        lead_metrics_invalidate()
     elif event_type == "converted":
         leads.update(
             status=Lead.Status.CONVERTED,
             converted_at=Coalesce(F("converted_at"), at),
             responded_at=Coalesce(F("responded_at"), at),
         )
+        lead_metrics_invalidate()
     elif event_type in ("bounced", "unsubscribed"):
         leads.update(**{f"{event_type}_at": Coalesce(F(f"{event_type}_at"), at)})
 

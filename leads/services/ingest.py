@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from leads.caching import lead_metrics_invalidate
 from leads.events import LEADS_RAW
 from leads.lightfield import InvalidEvent, parse_event
 from leads.models import Lead
@@ -81,6 +82,7 @@ def _upsert(accepted: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str, bo
             unique_fields=["lightfield_id"],
             update_fields=UPSERT_FIELDS,
         )
+        lead_metrics_invalidate()
         outbox_emit_many(
             [
                 Emission(LEADS_RAW, lightfield_id, "lead.created", fields["raw_payload"])

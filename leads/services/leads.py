@@ -16,6 +16,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from leads.caching import lead_metrics_invalidate
 from leads.events import LEADS_SCORED
 from leads.models import Lead
 from leads.scoring import LeadFacts, ScoreResult, configured_scorer, score_by_rules
@@ -37,7 +38,9 @@ def lead_create(*, lightfield_id: str, company_name: str, **fields: Any) -> Lead
     """Create a raw lead; a lightfield_id that exists already is a Conflict."""
     try:
         with transaction.atomic():
-            return Lead.objects.create(lightfield_id=lightfield_id, company_name=company_name, **fields)
+            lead = Lead.objects.create(lightfield_id=lightfield_id, company_name=company_name, **fields)
+            lead_metrics_invalidate()
+            return lead
     except IntegrityError:
         if Lead.objects.filter(lightfield_id=lightfield_id).exists():
             raise Conflict(
@@ -50,6 +53,7 @@ def lead_update(*, lead: Lead, **changes: Any) -> Lead:
     for field, value in changes.items():
         setattr(lead, field, value)
     lead.save(update_fields=[*changes, "updated_at"])
+    lead_metrics_invalidate()
     return lead
 
 
@@ -83,6 +87,7 @@ def lead_apply_score(*, lead: Lead, result: ScoreResult) -> Lead:
         lead.status = new_status
         fields.append("status")
     lead.save(update_fields=fields)
+    lead_metrics_invalidate()
     return lead
 
 
@@ -135,6 +140,7 @@ def lead_snooze(*, lead: Lead, until: datetime | None = None) -> Lead:
     lead.refresh_from_db()
     if not updated:
         raise Conflict(f"A lead that is {lead.status} cannot be snoozed.", lead_status=lead.status)
+    lead_metrics_invalidate()
     return lead
 
 
@@ -149,4 +155,5 @@ def lead_unsnooze(*, lead: Lead) -> Lead:
     lead.refresh_from_db()
     if not updated:
         raise Conflict(f"The lead is {lead.status}, not snoozed.", lead_status=lead.status)
+    lead_metrics_invalidate()
     return lead

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leads import bandit
+from leads.caching import lead_metrics_invalidate
 from leads.events import OUTREACH_EVENTS
 from leads.models import Experiment, Lead, Outreach, Variant
 from leads.services.leads import lead_emit_scored
@@ -172,6 +173,7 @@ def _mark_sent(outreach: Outreach) -> None:
     lead.update(contacted_at=Coalesce(F("contacted_at"), now), outreach_count=F("outreach_count") + 1, updated_at=now)
     # A forced send to a lead who already answered or converted leaves that status as it is.
     lead.filter(status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
+    lead_metrics_invalidate()
     Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
     outbox_emit(
         topic=OUTREACH_EVENTS,
@@ -200,6 +202,7 @@ def _mark_refused(outreach: Outreach, reason: str) -> None:
         status=Outreach.Status.FAILED, failed_at=now, error=reason, updated_at=now
     )
     Lead.objects.filter(pk=outreach.lead_id).update(status=Lead.Status.FAILED, failure_reason=reason, updated_at=now)
+    lead_metrics_invalidate()
 
 
 def outreach_expire_stale(*, now: datetime | None = None, batch_size: int = 1000) -> int:

@@ -1,0 +1,63 @@
+"""What the API serves from the cache, and the one call writers make to keep it fresh.
+
+Lead stats and the dashboard funnel and timeline aggregate the whole leads table, so they
+are one family, `lead_metrics`: every service that changes a lead's status, score, persona or
+milestone timestamps (or adds a lead) calls `lead_metrics_invalidate()` after its write.
+
+Posteriors need no invalidation: their key is the variants' (id, alpha, beta, is_active), just
+read from the database, so a changed counter or a paused arm is a different key (and the admin's
+inline edits are covered too). What is saved is the Monte Carlo estimate of the probability of
+being best. The activity feed is not cached: it is three short indexed queries, and its text
+names companies and variants that many places may rename.
+
+Every payload here is the same for every caller; the views check permissions before reading.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from leads import selectors
+from leads.models import Variant
+from pipeline_whisperer.cache import cache_invalidate, cache_read
+
+LEAD_METRICS = "lead_metrics"
+
+
+def lead_metrics_invalidate() -> None:
+    """After the current transaction commits, cached lead stats and dashboards are recomputed."""
+    cache_invalidate(family=LEAD_METRICS)
+
+
+def lead_stats_cached() -> dict[str, Any]:
+    return cache_read(name="lead_stats", family=LEAD_METRICS, compute=selectors.lead_stats)
+
+
+def dashboard_funnel_cached(*, period: str) -> dict[str, Any]:
+    # The day is part of the key so "today" moves on at midnight UTC without waiting for the TTL.
+    return cache_read(
+        name="dashboard_funnel",
+        family=LEAD_METRICS,
+        parts=(period, timezone.now().date().isoformat()),
+        compute=lambda: selectors.dashboard_funnel(since=selectors.period_start(period)),
+    )
+
+
+def dashboard_timeline_cached(*, days: int) -> list[dict[str, Any]]:
+    today = timezone.now().date()
+    return cache_read(
+        name="dashboard_timeline",
+        family=LEAD_METRICS,
+        parts=(days, today.isoformat()),
+        compute=lambda: selectors.dashboard_timeline(days=days, today=today),
+    )
+
+
+def experiment_posteriors_cached(variants: list[Variant]) -> dict[int, selectors.VariantPosterior]:
+    """`selectors.experiment_posteriors`, keyed by exactly the inputs it reads."""
+    arms = tuple((v.pk, v.alpha, v.beta, v.is_active) for v in variants)
+    return cache_read(
+        name="experiment_posteriors", parts=arms, compute=lambda: selectors.experiment_posteriors(variants)
+    )

@@ -1,0 +1,194 @@
+"""Cached reads that never fail because the cache did, and invalidation that is safe to race.
+
+`cache_read` serves a value from the `default` cache or computes it (from the database) and
+stores it for CACHE_TTL_SECONDS. Any error from the cache backend is caught here, counted and
+logged once per burst, and the value is computed instead: a dead Redis costs one short socket
+timeout per request until the circuit breaker opens, then nothing until it lets a trial through.
+The `default` alias itself keeps raising, so readiness checks still see a dead Redis.
+
+Invalidation is by generation: each family of cached values (say, everything computed from the
+leads table) has a generation token in the cache, and every value key contains the token read
+before the value was computed. `cache_invalidate` gives the family a new token after the
+writer's transaction commits, so a reader that computed from the old rows stores them under the
+old token, where no later reader looks. Values under old tokens simply expire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import transaction
+from prometheus_client import Counter
+
+from pipeline_whisperer.resilience import CircuitBreaker
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Part of every key: bump it when the shape of cached values changes, so a deploy never reads
+# values pickled by the previous release.
+KEY_FORMAT = 1
+
+CACHE_REQUESTS = Counter(
+    "pipeline_cache_requests_total",
+    "Cached reads by outcome: hit, miss, error (cache failed, served from the database) or "
+    "bypass (cache not asked: circuit open or caching disabled).",
+    ["name", "result"],
+)
+CACHE_BACKEND_ERRORS = Counter(
+    "pipeline_cache_backend_errors_total",
+    "Calls to the cache backend that failed, by operation (read, write, invalidate).",
+    ["operation"],
+)
+CACHE_INVALIDATIONS = Counter(
+    "pipeline_cache_invalidations_total",
+    "New generations given to a family of cached values after a committed write.",
+    ["family"],
+)
+
+_MISSING = object()  # not in the cache
+_BYPASSED = object()  # the breaker is open: the cache was not asked
+_FAILED = object()  # the cache was asked and failed
+
+
+class _CacheGuard:
+    """Per-process state between cache calls, hence a class: the circuit breaker, whether we
+    are inside a failure burst (to log once), and the families whose invalidation failed and
+    must be published as soon as the cache answers again. Safe to share between threads."""
+
+    def __init__(self) -> None:
+        self.breaker = CircuitBreaker(
+            failure_threshold=settings.CACHE_BREAKER_FAILURES, reset_timeout=settings.CACHE_BREAKER_RESET_SECONDS
+        )
+        self._lock = threading.Lock()
+        self._failing = False
+        self._unpublished: set[str] = set()
+
+    def call(self, operation: str, fn: Callable[[], T]) -> T | object:
+        """`fn()`'s result, `_BYPASSED` while the breaker is open, or `_FAILED`."""
+        if not self.breaker.allow():
+            return _BYPASSED
+        try:
+            result = fn()
+        except Exception as error:  # any backend failure (connection, timeout, unpickling): fail soft
+            self._failed(operation, error)
+            return _FAILED
+        self.breaker.record_success()
+        self._recovered()
+        return result
+
+    def defer_invalidation(self, family: str) -> None:
+        with self._lock:
+            self._unpublished.add(family)
+
+    def _failed(self, operation: str, error: Exception) -> None:
+        self.breaker.record_failure()
+        CACHE_BACKEND_ERRORS.labels(operation=operation).inc()
+        with self._lock:
+            first, self._failing = not self._failing, True
+        if first:
+            logger.warning("cache unavailable, serving from the database: %s: %s", type(error).__name__, error)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was_failing, self._failing = self._failing, False
+            families, self._unpublished = self._unpublished, set()
+        if was_failing:
+            logger.info("cache available again")
+        for family in families:
+            _publish_generation(family)
+
+
+@cache
+def _guard() -> _CacheGuard:
+    return _CacheGuard()
+
+
+def cache_read(*, name: str, compute: Callable[[], T], parts: Sequence[Hashable] = (), family: str | None = None) -> T:
+    """The value `compute()` returns, served from the cache when it holds it.
+
+    `name` says what is cached (and labels the metrics); `parts` are everything the value
+    depends on besides the family's data (query parameters, the day); `family` names the data
+    whose writers call `cache_invalidate`, or is None when `parts` identify the inputs exactly.
+    Never raises because of the cache; exceptions from `compute` propagate.
+    """
+    if settings.CACHE_TTL_SECONDS == 0:
+        return _count(name, "bypass", compute())
+    guard = _guard()
+    found = guard.call("read", lambda: _lookup(name, parts, family))
+    if found is _BYPASSED or found is _FAILED:
+        return _count(name, "bypass" if found is _BYPASSED else "error", compute())
+    key, value = found  # type: ignore[misc]
+    if value is not _MISSING:
+        return _count(name, "hit", value)
+    value = _count(name, "miss", compute())
+    guard.call("write", lambda: caches["default"].set(key, value, settings.CACHE_TTL_SECONDS))
+    return value
+
+
+def _count(name: str, result: str, value: T) -> T:
+    CACHE_REQUESTS.labels(name=name, result=result).inc()
+    return value
+
+
+def _lookup(name: str, parts: Sequence[Hashable], family: str | None) -> tuple[str, Any]:
+    """The value's key (under the family's current generation) and what the cache holds there."""
+    digest = hashlib.blake2b(repr(tuple(parts)).encode(), digest_size=16).hexdigest()
+    generation = _generation(family) if family else "-"
+    key = f"cached:{KEY_FORMAT}:{name}:{generation}:{digest}"
+    return key, caches["default"].get(key, _MISSING)
+
+
+def _generation(family: str) -> str:
+    # A random token, not a counter: a generation key that was evicted or lost with a Redis
+    # restart starts again at a value no old entry was stored under.
+    return str(caches["default"].get_or_set(_generation_key(family), lambda: uuid.uuid4().hex, timeout=None))
+
+
+def _generation_key(family: str) -> str:
+    return f"cached:{KEY_FORMAT}:generation:{family}"
+
+
+@dataclass(frozen=True)
+class _NewGeneration:
+    """The after-commit callback; equal for one family, so a transaction schedules it once."""
+
+    family: str
+
+    def __call__(self) -> None:
+        _publish_generation(self.family)
+
+
+def cache_invalidate(*, family: str) -> None:
+    """Make every cached value of `family` stale once the current transaction commits (at once
+    outside a transaction); call it after the write. Scheduled once per family per transaction;
+    never raises because of the cache."""
+    callback = _NewGeneration(family)
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(func == callback for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(callback, robust=True)
+
+
+def _publish_generation(family: str) -> None:
+    guard = _guard()
+    published = guard.call("invalidate", lambda: caches["default"].set(_generation_key(family), uuid.uuid4().hex, None))
+    if published is _BYPASSED or published is _FAILED:
+        # Retried when the cache next answers; until then nothing can be read from it anyway.
+        guard.defer_invalidation(family)
+        return
+    CACHE_INVALIDATIONS.labels(family=family).inc()
+
+
+def cache_guard_reset() -> None:
+    """Forget the breaker and burst state (tests, and settings changes in a running process)."""
+    _guard.cache_clear()
