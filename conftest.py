@@ -9,8 +9,10 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from pipeline_whisperer.cache import cache_guard_reset
 from pipeline_whisperer.models import ApiKey
 from tests.llm_server import FakeLlmServer
+from tests.redis_server import ThrowawayRedis
 
 _HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
@@ -56,6 +58,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _empty_cache() -> None:
     """Each test starts with an empty cache (the tests' own Redis database)."""
     cache.clear()
+
+
+@pytest.fixture
+def throwaway_redis(settings: object) -> Iterator[ThrowawayRedis]:
+    """The default cache on a Redis server of this test's own, which the test may stop."""
+    server = ThrowawayRedis().start()
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}  # type: ignore[attr-defined]
+    cache_guard_reset()
+    yield server
+    server.stop()
+    cache_guard_reset()
 
 
 def _client_with_key(scope: str) -> APIClient:

@@ -78,6 +78,7 @@ class _CacheGuard:
         if not self.breaker.allow():
             return _BYPASSED
         try:
+            self._publish_deferred()  # before `fn`, so a read after an outage never sees a stale generation
             result = fn()
         except Exception as error:  # any backend failure (connection, timeout, unpickling): fail soft
             self._failed(operation, error)
@@ -86,9 +87,19 @@ class _CacheGuard:
         self._recovered()
         return result
 
-    def defer_invalidation(self, family: str) -> None:
+    def defer_invalidation(self, *families: str) -> None:
         with self._lock:
-            self._unpublished.add(family)
+            self._unpublished.update(families)
+
+    def _publish_deferred(self) -> None:
+        with self._lock:
+            families, self._unpublished = self._unpublished, set()
+        try:
+            for family in families:
+                _set_generation(family)
+        except Exception:
+            self.defer_invalidation(*families)  # publishing one twice costs only a miss
+            raise
 
     def _failed(self, operation: str, error: Exception) -> None:
         self.breaker.record_failure()
@@ -101,11 +112,8 @@ class _CacheGuard:
     def _recovered(self) -> None:
         with self._lock:
             was_failing, self._failing = self._failing, False
-            families, self._unpublished = self._unpublished, set()
         if was_failing:
             logger.info("cache available again")
-        for family in families:
-            _publish_generation(family)
 
 
 @cache
@@ -181,11 +189,14 @@ def cache_invalidate(*, family: str) -> None:
 
 def _publish_generation(family: str) -> None:
     guard = _guard()
-    published = guard.call("invalidate", lambda: caches["default"].set(_generation_key(family), uuid.uuid4().hex, None))
+    published = guard.call("invalidate", lambda: _set_generation(family))
     if published is _BYPASSED or published is _FAILED:
-        # Retried when the cache next answers; until then nothing can be read from it anyway.
+        # Published before this process's next successful cache call.
         guard.defer_invalidation(family)
-        return
+
+
+def _set_generation(family: str) -> None:
+    caches["default"].set(_generation_key(family), uuid.uuid4().hex, timeout=None)
     CACHE_INVALIDATIONS.labels(family=family).inc()
 
 
