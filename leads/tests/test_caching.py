@@ -1,0 +1,105 @@
+"""leads.caching: every write that changes lead metrics makes the cached ones fresh at commit."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.utils import timezone
+
+from leads import caching, selectors
+from leads.models import Lead, Outreach
+from leads.services.feedback import engagement_apply
+from leads.services.ingest import lead_ingest_batch
+from leads.services.leads import lead_create, lead_rescore, lead_score, lead_snooze, lead_unsnooze, lead_update
+from leads.services.outreach import outreach_attempt
+from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
+from pipeline_whisperer.cache import cache_guard_reset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_guard() -> Iterator[None]:
+    cache_guard_reset()
+    yield
+    cache_guard_reset()
+
+
+def _scored_lead() -> Lead:
+    return LeadFactory(status=Lead.Status.SCORED, score=0.8, scored_at=timezone.now())
+
+
+def _engage(event_type: str) -> Callable[[], object]:
+    def write() -> object:
+        outreach = OutreachFactory(
+            lead=LeadFactory(status=Lead.Status.CONTACTED, contacted_at=timezone.now()),
+            variant=VariantFactory(sends=1),
+            status=Outreach.Status.SENT,
+            sent_at=timezone.now(),
+        )
+        event = {"event_id": f"e-{event_type}", "event_type": event_type, "outreach_id": outreach.pk}
+        return engagement_apply(event=event)
+
+    return write
+
+
+def _send() -> object:
+    VariantFactory()
+    return outreach_attempt(lead_id=_scored_lead().pk, stage="outreach", event_id="evt-1", rng=random.Random(1))
+
+
+WRITES: dict[str, Callable[[], object]] = {
+    "create": lambda: lead_create(lightfield_id="lf-created", company_name="Created"),
+    "update": lambda: lead_update(lead=LeadFactory(), company_name="Renamed"),
+    "ingest": lambda: lead_ingest_batch(events=[{"lightfield_id": "lf-ingested", "company": {"name": "Initech"}}]),
+    "score": lambda: lead_score(lead=LeadFactory()),
+    "rescore": lambda: lead_rescore(lead=LeadFactory()),
+    "snooze": lambda: lead_snooze(lead=_scored_lead()),
+    "unsnooze": lambda: lead_unsnooze(lead=LeadFactory(status=Lead.Status.SNOOZED)),
+    "outreach sent": _send,
+    "engagement clicked": _engage("clicked"),
+    "engagement converted": _engage("converted"),
+}
+
+
+@pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
+def test_cached_lead_stats_are_fresh_once_a_write_commits(write, django_capture_on_commit_callbacks):
+    LeadFactory.create_batch(2)
+    primed = caching.lead_stats_cached()
+    LeadFactory()  # a change the cache hears nothing about: only the write's invalidation can reveal it
+    with django_capture_on_commit_callbacks(execute=True):
+        write()
+    fresh = caching.lead_stats_cached()
+    assert fresh != primed
+    assert fresh == selectors.lead_stats()
+
+
+def test_cached_funnel_is_fresh_once_a_lead_is_created(django_capture_on_commit_callbacks):
+    caching.dashboard_funnel_cached(period="30d")
+    with django_capture_on_commit_callbacks(execute=True):
+        lead_create(lightfield_id="lf-new", company_name="New")
+    assert caching.dashboard_funnel_cached(period="30d")["counts"]["ingested"] == 1
+
+
+def test_cached_timeline_is_fresh_once_a_lead_is_created(django_capture_on_commit_callbacks):
+    caching.dashboard_timeline_cached(days=7)
+    with django_capture_on_commit_callbacks(execute=True):
+        lead_create(lightfield_id="lf-new", company_name="New")
+    assert caching.dashboard_timeline_cached(days=7)[-1]["leads"] == 1
+
+
+def test_an_engagement_that_moves_no_lead_through_the_funnel_keeps_the_cache(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        _engage("opened")()
+    assert callbacks == []
+
+
+def test_cached_posteriors_follow_a_changed_counter_without_invalidation():
+    variants = [VariantFactory(alpha=1.0, beta=1.0), VariantFactory(alpha=1.0, beta=1.0)]
+    before = caching.experiment_posteriors_cached(variants)
+    variants[0].alpha = 30.0
+    after = caching.experiment_posteriors_cached(variants)
+    assert after == selectors.experiment_posteriors(variants)
+    assert after[variants[0].pk].probability_best > before[variants[0].pk].probability_best
