@@ -1,0 +1,115 @@
+"""Cached API reads: fewer queries on a hit, a value per query parameter, no caller served what
+it may not read, fresh numbers after a write, and HTTP 200 from the database with Redis stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from leads.models import Lead, Variant
+from leads.tests.factories import ExperimentFactory, LeadFactory, VariantFactory
+from pipeline_whisperer.cache import cache_guard_reset
+
+pytestmark = pytest.mark.django_db
+
+STATS = "/api/v1/leads/stats"
+FUNNEL = "/api/v1/dashboard/funnel"
+TIMELINE = "/api/v1/dashboard/timeline"
+EXPERIMENTS = "/api/v1/experiments"
+# What a request with a key already touched this minute costs before the view: the key lookup.
+AUTH_QUERIES = 1
+
+
+@pytest.fixture(autouse=True)
+def _fresh_guard() -> Iterator[None]:
+    cache_guard_reset()
+    yield
+    cache_guard_reset()
+
+
+def requests(name: str, result: str) -> float:
+    return REGISTRY.get_sample_value("pipeline_cache_requests_total", {"name": name, "result": result}) or 0.0
+
+
+@pytest.mark.parametrize("url", [STATS, FUNNEL, TIMELINE])
+def test_a_cache_hit_runs_no_query_beyond_authentication(url, api_client, django_assert_num_queries):
+    LeadFactory.create_batch(3)
+    api_client.get(url)
+    with django_assert_num_queries(AUTH_QUERIES):
+        assert api_client.get(url).status_code == 200
+
+
+def test_a_second_stats_request_counts_a_hit(api_client):
+    hits = requests("lead_stats", "hit")
+    api_client.get(STATS)
+    api_client.get(STATS)
+    assert requests("lead_stats", "hit") - hits == 1
+
+
+def test_funnel_periods_are_cached_apart(api_client):
+    lead = LeadFactory()
+    Lead.objects.filter(pk=lead.pk).update(created_at=timezone.now() - timedelta(days=10))
+    assert api_client.get(FUNNEL, {"period": "30d"}).json()["counts"]["ingested"] == 1
+    assert api_client.get(FUNNEL, {"period": "7d"}).json()["counts"]["ingested"] == 0
+
+
+def test_timeline_lengths_are_cached_apart(api_client):
+    api_client.get(TIMELINE, {"days": 7})
+    assert len(api_client.get(TIMELINE, {"days": 3}).json()) == 3
+
+
+def test_cached_stats_are_not_served_to_a_caller_without_a_key(api_client, anonymous_client):
+    api_client.get(STATS)
+    assert anonymous_client.get(STATS).status_code == 401
+
+
+def test_cached_stats_are_served_to_a_read_only_key(api_client, read_client):
+    LeadFactory()
+    api_client.get(STATS)
+    assert read_client.get(STATS).json()["total"] == 1
+
+
+def test_stats_show_a_lead_created_through_the_api_at_once(api_client, django_capture_on_commit_callbacks):
+    api_client.get(STATS)
+    with django_capture_on_commit_callbacks(execute=True):
+        api_client.post("/api/v1/leads", {"lightfield_id": "lf-1", "company_name": "Acme"})
+    assert api_client.get(STATS).json()["total"] == 1
+
+
+def test_experiment_posteriors_follow_a_reward(api_client):
+    experiment = ExperimentFactory()
+    first, _ = VariantFactory(experiment=experiment, name="A"), VariantFactory(experiment=experiment, name="B")
+    api_client.get(f"{EXPERIMENTS}/{experiment.pk}")
+    Variant.objects.filter(pk=first.pk).update(alpha=20.0, sends=19, successes=19)
+    variants = {v["name"]: v for v in api_client.get(f"{EXPERIMENTS}/{experiment.pk}").json()["variants"]}
+    assert variants["A"]["probability_best"] > 0.9
+
+
+def test_an_unchanged_experiment_reads_its_posteriors_from_the_cache(api_client):
+    experiment = ExperimentFactory()
+    VariantFactory.create_batch(2, experiment=experiment)
+    hits = requests("experiment_posteriors", "hit")
+    api_client.get(f"{EXPERIMENTS}/{experiment.pk}/variants")
+    api_client.get(f"{EXPERIMENTS}/{experiment.pk}/variants")
+    assert requests("experiment_posteriors", "hit") - hits == 1
+
+
+@pytest.mark.parametrize("url", [STATS, FUNNEL, TIMELINE, EXPERIMENTS])
+def test_with_redis_stopped_cached_endpoints_answer_from_the_database(url, api_client, throwaway_redis):
+    VariantFactory.create_batch(2, experiment=ExperimentFactory())
+    api_client.get(url)
+    throwaway_redis.stop()
+    assert api_client.get(url).status_code == 200
+
+
+def test_with_redis_stopped_stats_are_current_and_the_error_is_counted(api_client, throwaway_redis):
+    api_client.get(STATS)
+    throwaway_redis.stop()
+    LeadFactory()
+    errors = requests("lead_stats", "error")
+    assert api_client.get(STATS).json()["total"] == 1
+    assert requests("lead_stats", "error") - errors == 1
