@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import caches
@@ -135,9 +135,9 @@ def cache_read(*, name: str, compute: Callable[[], T], parts: Sequence[Hashable]
     found = guard.call("read", lambda: _lookup(name, parts, family))
     if found is _BYPASSED or found is _FAILED:
         return _count(name, "bypass" if found is _BYPASSED else "error", compute())
-    key, value = found  # type: ignore[misc]
-    if value is not _MISSING:
-        return _count(name, "hit", value)
+    key, cached = cast(tuple[str, Any], found)
+    if cached is not _MISSING:
+        return _count(name, "hit", cast(T, cached))
     value = _count(name, "miss", compute())
     guard.call("write", lambda: caches["default"].set(key, value, settings.CACHE_TTL_SECONDS))
     return value
