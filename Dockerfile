@@ -17,6 +17,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=pipeline_whisperer.settings \
     PORT=8000
+# pg_dump / pg_restore / psql for `manage.py backup` and `restore` (bookworm's client is PostgreSQL 15).
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
@@ -29,8 +33,8 @@ RUN mkdir staticfiles \
     && DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-at-image-build-only-never-used-to-sign-anything \
        python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app/pipeline_whisperer /app/leads /app/health /app/ops \
-    && mkdir -p /app/var \
-    && chown app:app /app/var
+    && mkdir -p /app/var/backups \
+    && chown -R app:app /app/var
 USER 10001:10001
 EXPOSE 8000
 # Probes send Host: localhost, which DJANGO_ALLOWED_HOSTS must list (compose.yaml and the
