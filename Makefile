@@ -15,7 +15,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	DJANGO_SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	DJANGO_SECURE_SSL_REDIRECT=0
 
-.PHONY: run test lint admin apikey check bench-pipeline clean
+.PHONY: run test lint admin apikey check typecheck bandit audit bench-pipeline clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,15 @@ lint: $(DEV_STAMP)
 
 check: $(DEV_STAMP)  ## Django's deployment checklist under production-like settings
 	$(TEST_ENV) DJANGO_SECURE_SSL_REDIRECT=1 $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+typecheck: $(DEV_STAMP)  ## mypy with the Django and DRF stubs (settings read from the test environment)
+	$(TEST_ENV) $(BIN)/mypy
+
+bandit: $(DEV_STAMP)  ## security lint of our packages (tests excluded; pyproject.toml [tool.bandit])
+	$(BIN)/bandit -q -c pyproject.toml -r pipeline_whisperer leads health ops -x '*/tests/*'
+
+audit: $(DEV_STAMP)  ## known vulnerabilities in the pinned runtime dependencies
+	$(BIN)/pip-audit -r requirements.txt
 
 bench-pipeline: $(DEV_STAMP)  ## pipeline throughput on PostgreSQL and tansu (results in bench/results/)
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs 3
