@@ -120,7 +120,9 @@ class PostgresEngine:
             raise BackupError(f"cannot connect to PostgreSQL: {str(error).strip().splitlines()[-1]}") from error
 
     def dump(self, *, target: Path) -> Snapshot:
-        with self._connect() as snapshot_holder:
+        # closing(), not the connection's own `with`: on an interruption mid-query its rollback would
+        # fail noisily; closing the session ends the read-only transaction just as well.
+        with closing(self._connect()) as snapshot_holder:
             snapshot_holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot_id = snapshot_holder.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
             command = ["pg_dump", "--format=custom", f"--compress={COMPRESSION_LEVEL}", "--no-password"]
