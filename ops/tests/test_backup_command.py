@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from ops.backups import LOCK_NAME, backup_latest, backup_list, backup_lock, manifest_path
+from ops.tests.bulk import LEADS_INSERT_SQL
 from ops.tests.conftest import manage, manage_env, postgres_url
-from ops.tests.data import LEADS_INSERT_SQL, leads_with_outreach_create
+from ops.tests.data import leads_with_outreach_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
