@@ -118,7 +118,7 @@ def test_restore_does_nothing_unless_the_operator_confirms(backup, monkeypatch):
 
 def test_verify_backup_compares_a_scratch_restore_with_the_manifest_and_drops_it(backup):
     out = StringIO()
-    call_command("verify_backup", backup.name, stdout=out)
+    call_command("verify_backup", "--latest", stdout=out)
     assert "as the manifest says" in out.getvalue()
     assert "restore_verified_at" in json.loads(manifest_path(backup).read_text())
     with connection.cursor() as cursor:
