@@ -15,7 +15,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	DJANGO_SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	DJANGO_SECURE_SSL_REDIRECT=0
 
-.PHONY: run test lint admin apikey check typecheck bandit audit bench-pipeline clean
+.PHONY: run test lint admin apikey check typecheck bandit audit bench-pipeline bench-backup clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ audit: $(DEV_STAMP)  ## known vulnerabilities in the pinned runtime dependencies
 
 bench-pipeline: $(DEV_STAMP)  ## pipeline throughput on PostgreSQL and tansu (results in bench/results/)
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs 3
+
+bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore (results in bench/results/)
+	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -113,6 +113,22 @@ class SmtpError(ExternalServiceError):
     title = "Mail server unavailable"
 
 
+class BackupError(DomainError):
+    """A backup, restore or verification failed or was refused; the database is as it was."""
+
+    status = 500
+    code = "backup-failed"
+    title = "Backup failed"
+
+
+class BackupBusy(BackupError):
+    """Another backup or restore holds the lock."""
+
+    status = 409
+    code = "backup-busy"
+    title = "Backup in progress"
+
+
 _DRF_CODES = {
     400: ("invalid", "Invalid request"),
     401: ("not-authenticated", "Authentication required"),

@@ -308,6 +308,13 @@ LLM_BREAKER_FAILURES = env_int("LLM_BREAKER_FAILURES", 5, minimum=1)
 LLM_BREAKER_RESET_SECONDS = env_float("LLM_BREAKER_RESET_SECONDS", 30.0)
 
 # ---------------------------------------------------------------------------------------
+# Backups (ops app: manage.py backup / restore / verify_backup / list_backups)
+# ---------------------------------------------------------------------------------------
+BACKUP_DIR = BASE_DIR / env_str("BACKUP_DIR", str(VAR_DIR / "backups"))  # a relative path is under BASE_DIR
+BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 7, minimum=0)  # 0: no limit by age
+BACKUP_RETENTION_COUNT = env_int("BACKUP_RETENTION_COUNT", 0, minimum=0)  # 0: no limit by count
+
+# ---------------------------------------------------------------------------------------
 # Logging
 # ---------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

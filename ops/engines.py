@@ -1,0 +1,287 @@
+"""The two database engines a backup knows, behind the same four verbs.
+
+PostgreSQL: `pg_dump` in custom format (zlib level 6, the format's own compression) from an
+exported snapshot, so the row counts and migrations in the manifest are read from exactly the
+data dumped; restore streams `pg_restore`'s script into one `psql --single-transaction` that
+first drops every relation in `public`, so it lands completely or not at all.
+SQLite: the online backup API into a scratch file, checked with `PRAGMA integrity_check`,
+then gzip (level 6); restore copies back through the backup API, one transaction on the live file.
+
+The engines are classes only so the flows in `ops.backups` can call the same verbs on either.
+The connection comes from settings.DATABASES; the password travels in PGPASSWORD, never argv.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import sqlite3
+import subprocess
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from django.conf import settings
+from django.db import connections
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from pipeline_whisperer.exceptions import BackupError
+
+COMPRESSION_LEVEL = 6
+_LIBPQ_OPTIONS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options"}
+# Relations a newer schema may have added are dropped too, or `migrate` would trip over them.
+_DROP_PUBLIC_RELATIONS = """DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')) LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+      r.relname);
+  END LOOP; END $$;"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a dump holds, read in the same snapshot as the dump itself."""
+
+    engine_version: str
+    migrations: list[list[str]]  # [app, name] pairs applied, sorted
+    row_counts: dict[str, int]
+
+
+class Engine(Protocol):
+    name: str
+    suffix: str
+
+    def dump(self, *, target: Path) -> Snapshot: ...
+    def check_readable(self, *, path: Path) -> None: ...
+    def restore(self, *, path: Path) -> dict[str, int]: ...
+    def scratch_row_counts(self, *, path: Path) -> dict[str, int]: ...
+
+
+def engine_for_default() -> Engine:
+    """The engine of the `default` database; BackupError for any other vendor."""
+    vendor = connections["default"].vendor
+    if vendor == "postgresql":
+        return PostgresEngine()
+    if vendor == "sqlite":
+        return SqliteEngine()
+    raise BackupError(f"backups support PostgreSQL and SQLite, not {vendor}")
+
+
+def _wait(process: subprocess.Popen[bytes], *, what: str) -> None:
+    """Wait for a tool; kill it if we are interrupted, BackupError with its last line if it failed."""
+    try:
+        _, errors = process.communicate()
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.returncode != 0:
+        lines = (errors or b"").decode(errors="replace").strip().splitlines()
+        # The line that names the error, not the CONTEXT lines after it.
+        named = [line for line in lines if "ERROR:" in line or "error:" in line] or lines
+        raise BackupError(f"{what} failed: {named[0].strip() if named else f'exit status {process.returncode}'}")
+
+
+def _start(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(command, stderr=subprocess.PIPE, **kwargs)
+    except OSError as error:
+        raise BackupError(f"cannot run {command[0]}: {error.strerror}") from error
+
+
+class PostgresEngine:
+    name = "postgresql"
+    suffix = ".pgdump"
+
+    def _conninfo(self, *, dbname: str | None = None) -> str:
+        database = settings.DATABASES["default"]
+        params = {"dbname": dbname or database["NAME"], "host": database["HOST"], "port": database["PORT"]}
+        params["user"] = database["USER"]
+        params.update({key: value for key, value in database.get("OPTIONS", {}).items() if key in _LIBPQ_OPTIONS})
+        return make_conninfo(**{key: str(value) for key, value in params.items() if value})
+
+    def _env(self) -> dict[str, str]:
+        password = settings.DATABASES["default"]["PASSWORD"]
+        return {**os.environ, "PGPASSWORD": password} if password else dict(os.environ)
+
+    def _connect(self, *, dbname: str | None = None) -> psycopg.Connection[Any]:
+        password = settings.DATABASES["default"]["PASSWORD"]
+        extra = {"password": password} if password else {}
+        try:
+            return psycopg.connect(self._conninfo(dbname=dbname), autocommit=True, **extra)
+        except psycopg.Error as error:
+            raise BackupError(f"cannot connect to PostgreSQL: {str(error).strip().splitlines()[-1]}") from error
+
+    def dump(self, *, target: Path) -> Snapshot:
+        # closing(), not the connection's own `with`: on an interruption mid-query its rollback would
+        # fail noisily; closing the session ends the read-only transaction just as well.
+        with closing(self._connect()) as snapshot_holder:
+            snapshot_holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot_id = snapshot_holder.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+            command = ["pg_dump", "--format=custom", f"--compress={COMPRESSION_LEVEL}", "--no-password"]
+            command += [f"--snapshot={snapshot_id}", f"--file={target}", f"--dbname={self._conninfo()}"]
+            dumping = _start(command, env=self._env(), stdout=subprocess.DEVNULL)
+            try:
+                snapshot = Snapshot(
+                    engine_version=snapshot_holder.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
+                    migrations=_migrations(snapshot_holder.execute("SELECT app, name FROM django_migrations")),
+                    row_counts=_pg_row_counts(snapshot_holder),
+                )
+            except BaseException:
+                dumping.kill()
+                dumping.wait()
+                raise
+            _wait(dumping, what="pg_dump")
+        return snapshot
+
+    def check_readable(self, *, path: Path) -> None:
+        _wait(_start(["pg_restore", "--list", str(path)], stdout=subprocess.DEVNULL), what="pg_restore --list")
+
+    def restore(self, *, path: Path) -> dict[str, int]:
+        script = _start(["pg_restore", "--no-owner", "--no-acl", "--file=-", str(path)], stdout=subprocess.PIPE)
+        command = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        try:
+            command.append(f"--dbname={self._conninfo()}")
+            loading = _start(command, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            _feed_in_one_transaction(script=script, loading=loading)
+        except BaseException:
+            script.kill()
+            script.wait()
+            raise
+        with self._connect() as connection:
+            return _pg_row_counts(connection)
+
+    def scratch_row_counts(self, *, path: Path) -> dict[str, int]:
+        scratch = f"pw_verify_{uuid.uuid4().hex[:12]}"
+        with self._connect(dbname="postgres") as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+            try:
+                command = ["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "--no-password"]
+                command += [f"--dbname={self._conninfo(dbname=scratch)}", str(path)]
+                _wait(_start(command, env=self._env(), stdout=subprocess.DEVNULL), what="pg_restore")
+                with self._connect(dbname=scratch) as connection:
+                    return _pg_row_counts(connection)
+            finally:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+
+def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subprocess.Popen[bytes]) -> None:
+    """Send psql BEGIN, the drop, pg_restore's script and, only if pg_restore finished cleanly,
+    COMMIT. Input that ends without COMMIT ends psql's session, and PostgreSQL rolls it all back."""
+    sink, source = loading.stdin, script.stdout
+    assert sink is not None and source is not None  # noqa: S101  # both were opened as pipes
+    try:
+        sink.write(f"BEGIN;\n{_DROP_PUBLIC_RELATIONS}\n".encode())
+        while chunk := source.read1(1 << 20):
+            sink.write(chunk)
+        if script.wait() == 0:
+            sink.write(b"COMMIT;\n")
+    except BrokenPipeError:
+        script.kill()  # psql stopped at an error; its own message says which
+    except BaseException:
+        loading.kill()
+        loading.wait()
+        raise
+    _wait(loading, what="psql (restore rolled back)")  # closes psql's input: the end of the session
+    _wait(script, what="pg_restore (restore rolled back)")
+
+
+def _migrations(rows: Any) -> list[list[str]]:
+    return sorted([app, name] for app, name in rows)
+
+
+def _pg_row_counts(connection: psycopg.Connection[Any]) -> dict[str, int]:
+    tables = [row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    query = sql.SQL("SELECT count(*) FROM public.{}")
+    return {table: connection.execute(query.format(sql.Identifier(table))).fetchone()[0] for table in sorted(tables)}  # type: ignore[index]
+
+
+class SqliteEngine:
+    name = "sqlite"
+    suffix = ".sqlite3.gz"
+
+    def _database(self) -> Path:
+        return Path(settings.DATABASES["default"]["NAME"])
+
+    def dump(self, *, target: Path) -> Snapshot:
+        copy = target.with_name(target.name + ".raw")
+        try:
+            source_uri = self._database().as_uri() + "?mode=ro"
+            with closing(sqlite3.connect(source_uri, uri=True)) as source, closing(sqlite3.connect(copy)) as target_db:
+                source.backup(target_db)
+                snapshot = _sqlite_snapshot(target_db)
+            with copy.open("rb") as raw, gzip.open(target, "wb", compresslevel=COMPRESSION_LEVEL) as packed:
+                shutil.copyfileobj(raw, packed, 1 << 20)
+        except sqlite3.Error as error:
+            raise BackupError(f"SQLite backup failed: {error}") from error
+        finally:
+            copy.unlink(missing_ok=True)
+        return snapshot
+
+    def check_readable(self, *, path: Path) -> None:
+        """Read the whole gzip stream (its CRC and length catch damage); the pages were checked before."""
+        try:
+            with gzip.open(path, "rb") as packed:
+                while packed.read(1 << 20):
+                    pass
+        except (OSError, EOFError) as error:
+            raise BackupError(f"{path.name} is not a readable gzip stream: {error}") from error
+
+    def restore(self, *, path: Path) -> dict[str, int]:
+        database = self._database()
+        unpacked = database.with_name(f".{database.name}.restore-{uuid.uuid4().hex[:8]}")
+        try:
+            with closing(_unpack(path, unpacked)) as source, closing(sqlite3.connect(database, timeout=30)) as live:
+                source.backup(live)  # one step: readers see the old database or the new, never a mix
+                return _sqlite_snapshot(live).row_counts
+        finally:
+            unpacked.unlink(missing_ok=True)
+
+    def scratch_row_counts(self, *, path: Path) -> dict[str, int]:
+        unpacked = path.with_name(f".verify-{uuid.uuid4().hex[:8]}-{path.name}.sqlite3")
+        try:
+            with closing(_unpack(path, unpacked)) as scratch:
+                return _sqlite_snapshot(scratch).row_counts
+        finally:
+            unpacked.unlink(missing_ok=True)
+
+
+def _unpack(path: Path, target: Path) -> sqlite3.Connection:
+    """Unpack a backup to `target` and open it, refusing a file that fails the integrity check."""
+    try:
+        with gzip.open(path, "rb") as packed, target.open("wb") as raw:
+            shutil.copyfileobj(packed, raw, 1 << 20)
+        connection = sqlite3.connect(target)
+        _sqlite_integrity(connection)
+    except (OSError, EOFError, sqlite3.Error) as error:
+        raise BackupError(f"{path.name} does not unpack to a sound SQLite database: {error}") from error
+    return connection
+
+
+def _sqlite_integrity(connection: sqlite3.Connection) -> None:
+    verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
+    if verdict != "ok":
+        raise BackupError(f"SQLite integrity check failed: {verdict}")
+
+
+def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
+    _sqlite_integrity(connection)
+    tables = [
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608
+    return Snapshot(
+        engine_version=sqlite3.sqlite_version,
+        migrations=_migrations(connection.execute("SELECT app, name FROM django_migrations")),
+        row_counts=counts,
+    )
