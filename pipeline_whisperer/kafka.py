@@ -1,13 +1,14 @@
 """Kafka clients configured from settings: an idempotent producer, consumers that never
-auto-commit, and topic creation at start-up."""
+auto-commit, topic creation at start-up, and consumer-group lag for health and metrics."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
 
@@ -28,6 +29,11 @@ def _common() -> dict[str, Any]:
             }
         )
     return config
+
+
+def kafka_config() -> dict[str, Any]:
+    """The settings every client shares (brokers, security), for clients built elsewhere."""
+    return _common()
 
 
 def make_producer(**overrides: Any) -> Producer:
@@ -86,3 +92,49 @@ def ensure_topics(topics: Iterable[str], *, timeout: float = 15.0) -> None:
         except KafkaException as error:
             if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another process won the race
                 raise
+
+
+def consumer_lag(*, groups: Mapping[str, Iterable[str]], timeout: float = 2.0) -> dict[str, int | None]:
+    """Messages each consumer group has still to process, by full group id.
+
+    `groups` maps a group id to the topics it consumes. Lag is the high watermark minus the
+    committed offset (the low watermark where the group has committed nothing), summed over
+    every partition. A group whose numbers cannot be had within `timeout` seconds (for all
+    groups together) is None. Read-only: the group is never joined, so members keep running.
+    """
+    deadline = time.monotonic() + timeout
+    lags: dict[str, int | None] = {}
+    for group, topics in groups.items():
+        try:
+            lags[group] = _group_lag(group, list(topics), deadline)
+        except (KafkaException, TimeoutError) as error:
+            logger.info("lag of %s unknown: %s", group, error)
+            lags[group] = None
+    return lags
+
+
+def _group_lag(group: str, topics: list[str], deadline: float) -> int:
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("out of time")
+        return left
+
+    consumer = Consumer({**_common(), "group.id": group, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(timeout=remaining())
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            if topic in metadata.topics  # a topic not created yet holds nothing to process
+            for number in metadata.topics[topic].partitions
+        ]
+        if not partitions:
+            return 0
+        lag = 0
+        for committed in consumer.committed(partitions, timeout=remaining()):
+            low, high = consumer.get_watermark_offsets(committed, timeout=remaining())
+            lag += max(high - (committed.offset if committed.offset >= 0 else low), 0)
+        return lag
+    finally:
+        consumer.close()

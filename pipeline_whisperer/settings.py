@@ -5,6 +5,7 @@ local-memory cache; production sets `DATABASE_URL`, `REDIS_URL` and friends. Eve
 is documented once in docs/CONFIGURATION.md and `.env.production.example`.
 """
 
+import ipaddress
 from pathlib import Path
 
 from pipeline_whisperer.env import (
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "health_check",
     "pipeline_whisperer",
     "leads",
     "health",
@@ -55,6 +57,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # django-prometheus: Before stays first and After last, so their timings cover the rest.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pipeline_whisperer.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -65,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "pipeline_whisperer.urls"
@@ -313,6 +318,20 @@ LLM_BREAKER_RESET_SECONDS = env_float("LLM_BREAKER_RESET_SECONDS", 30.0)
 BACKUP_DIR = BASE_DIR / env_str("BACKUP_DIR", str(VAR_DIR / "backups"))  # a relative path is under BASE_DIR
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 7, minimum=0)  # 0: no limit by age
 BACKUP_RETENTION_COUNT = env_int("BACKUP_RETENTION_COUNT", 0, minimum=0)  # 0: no limit by count
+
+# ---------------------------------------------------------------------------------------
+# Health probes and metrics (health app). PROMETHEUS_MULTIPROC_DIR is read by
+# prometheus_client itself: set it (to an emptied directory) when gunicorn runs several workers.
+# ---------------------------------------------------------------------------------------
+HEALTH_CHECK_TIMEOUT_SECONDS = env_float("HEALTH_CHECK_TIMEOUT_SECONDS", 2.0)
+HEALTH_OUTBOX_MAX_AGE_SECONDS = env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 300, minimum=1)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+try:
+    for _network in METRICS_ALLOWED_NETWORKS:
+        ipaddress.ip_network(_network)
+except ValueError as _error:
+    raise SettingsError(f"METRICS_ALLOWED_NETWORKS must list CIDRs such as 10.0.0.0/8 ({_error})") from None
 
 # ---------------------------------------------------------------------------------------
 # Logging

@@ -1,4 +1,4 @@
-"""Top-level routes: the admin, the versioned API, its schema and docs."""
+"""Top-level routes: the admin, the versioned API, its schema and docs, health and metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", include("leads.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("health.urls")),
 ]
 
 handler400 = "pipeline_whisperer.exceptions.handler400"
