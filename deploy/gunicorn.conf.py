@@ -20,6 +20,7 @@ from gunicorn import glogging
 # The config file runs before gunicorn puts the project on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from health.gunicorn_hooks import child_exit, on_starting  # prometheus_client multiprocess mode
 from pipeline_whisperer.env import env_int, env_str
 
 wsgi_app = "pipeline_whisperer.wsgi:application"
@@ -75,24 +76,4 @@ class JsonAccessLogger(glogging.Logger):
 
 
 logger_class = JsonAccessLogger
-
-
-def _prometheus_dir() -> str:
-    return env_str("PROMETHEUS_MULTIPROC_DIR")
-
-
-def on_starting(server: Any) -> None:
-    """Empty the Prometheus multiprocess directory: files of a previous run would add stale counts."""
-    directory = _prometheus_dir()
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        for stale in Path(directory).glob("*.db"):
-            stale.unlink()
-
-
-def child_exit(server: Any, worker: Any) -> None:
-    """Tell prometheus_client a worker is gone, so its live gauges stop counting."""
-    if _prometheus_dir():
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
+__all__ = ["child_exit", "on_starting"]  # gunicorn server hooks
