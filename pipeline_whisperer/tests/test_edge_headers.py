@@ -69,7 +69,7 @@ def _referenced_urls(html: str) -> list[str]:
     return re.findall(r'(?:src|href)="([^"]*)"', html)
 
 
-@pytest.mark.parametrize("path", ["/api/docs/", "/admin/", "/admin/leads/lead/", "/admin/leads/lead/add/"])
+@pytest.mark.parametrize("path", ["/api/docs/", "/admin/", "/admin/leads/lead/", "/admin/auth/user/add/"])
 def test_pages_reference_only_same_origin_resources(staff_browser, path):
     urls = _referenced_urls(staff_browser.get(path).content.decode())
     assert urls
