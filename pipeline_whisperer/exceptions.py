@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -200,6 +201,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
+    elif isinstance(exc, Ratelimited):
+        # django-ratelimit's decorator raises a PermissionDenied; it means 429, not 403.
+        exc = drf.Throttled()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
 

@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "health_check",
+    "corsheaders",  # edge guards: CORS for /api/ from CORS_ALLOWED_ORIGINS
+    "csp",
+    "django_ratelimit",
     "pipeline_whisperer",
     "leads",
     "health",
@@ -61,7 +64,14 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pipeline_whisperer.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Edge guards: CORS answers preflights before anything counts them; gzip sits above every
+    # middleware that writes bodies; rate limits come before the body limit and DRF's auth.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "pipeline_whisperer.compression.GZipAbove1KBMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "pipeline_whisperer.ratelimit.RateLimitMiddleware",
     "pipeline_whisperer.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -217,6 +227,73 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
 
 # ---------------------------------------------------------------------------------------
+# Edge guards: CSP, Permissions-Policy, CORS (headers above come from SecurityMiddleware)
+# ---------------------------------------------------------------------------------------
+# Not CSP_REPORT_URI: django-csp 4 refuses its old setting names in the settings module.
+_csp_report_uri = env_str("CSP_REPORT_URI")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        # No inline scripts: the API docs load their init script as a file (split view).
+        "script-src": ["'self'"],
+        # Swagger UI's page has a small <style> block and the admin sets a few style attributes.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # Swagger UI's stylesheet draws its icons as data: SVGs.
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "report-uri": _csp_report_uri or None,
+    }
+}
+# Nothing here uses these browser features; a page that is ever injected cannot either.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_HEADERS = ["accept", "content-type", "x-api-key", "x-request-id"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Request-ID"]
+
+# ---------------------------------------------------------------------------------------
+# Rate limits on /api/ (pipeline_whisperer/ratelimit.py), counted in the "ratelimit" cache
+# ---------------------------------------------------------------------------------------
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 60, minimum=1)
+RATE_LIMIT_PER_HOUR = env_int("RATE_LIMIT_PER_HOUR", 1000, minimum=1)
+RATE_LIMIT_FAIL_OPEN = env_bool("RATE_LIMIT_FAIL_OPEN", True)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+RATELIMIT_USE_CACHE = "ratelimit"
+if REDIS_URL:
+    # Own alias with short timeouts: a hung Redis delays each API request by at most ~0.5 s.
+    CACHES["ratelimit"] = {
+        **CACHES["default"],
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    }
+else:
+    # Embedded shape: counters per process. django-ratelimit flags local memory as an error
+    # (it is not shared between processes), which is what this shape accepts.
+    CACHES["ratelimit"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# ---------------------------------------------------------------------------------------
 # REST API
 # ---------------------------------------------------------------------------------------
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
@@ -248,6 +325,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Lead ingest, scoring, bandit-driven outreach and feedback.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs need what the API needs: an API key or a staff session.
+    "SERVE_PERMISSIONS": ["pipeline_whisperer.auth.HasApiAccess"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
