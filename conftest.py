@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from pipeline_whisperer.cache import cache_guard_reset
 from pipeline_whisperer.models import ApiKey
 from tests.llm_server import FakeLlmServer
-from tests.redis_server import ThrowawayRedis
+from tests.stand_ins import RedisServer
 
 _HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
@@ -61,10 +61,11 @@ def _empty_cache() -> None:
 
 
 @pytest.fixture
-def throwaway_redis(settings: object) -> Iterator[ThrowawayRedis]:
+def throwaway_redis(settings: object) -> Iterator[RedisServer]:
     """The default cache on a Redis server of this test's own, which the test may stop."""
-    server = ThrowawayRedis().start()
-    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}  # type: ignore[attr-defined]
+    server = RedisServer().start()
+    caches = settings.CACHES  # type: ignore[attr-defined]
+    settings.CACHES = {**caches, "default": {**caches["default"], "LOCATION": server.url}}  # type: ignore[attr-defined]
     cache_guard_reset()
     yield server
     server.stop()

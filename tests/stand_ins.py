@@ -89,6 +89,31 @@ class TansuBroker:
             self.process = None
 
 
+class RedisServer:
+    """A `redis-server` of its own on a free loopback port, without persistence, that a test or
+    a soak run may stop and start again. Never the shared Redis on 6379."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(  # noqa: S603
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],  # noqa: S607
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        """Kill it (idempotent)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
 class SmtpSink:
     """An SMTP server on a free loopback port that keeps every message it receives."""
 

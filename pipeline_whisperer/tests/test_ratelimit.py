@@ -7,7 +7,6 @@ server processes sharing Redis is tests/test_ratelimit_servers.py.
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,7 @@ from pipeline_whisperer.exceptions import problem_exception_handler
 from pipeline_whisperer.models import ApiKey
 from pipeline_whisperer.ratelimit import client_ip
 from tests.ratelimit_windows import wait_for_fresh_minutes
-from tests.stand_ins import free_port, wait_for_port
+from tests.stand_ins import RedisServer
 
 pytestmark = pytest.mark.django_db
 LEADS = "/api/v1/leads"
@@ -185,33 +184,17 @@ def test_clients_behind_a_trusted_proxy_have_their_own_counters(settings):
 
 
 @pytest.fixture
-def throwaway_redis(settings) -> Iterator[subprocess.Popen[bytes]]:
-    """The rate-limit cache pointed at a redis-server of the test's own, which the test may kill."""
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],  # noqa: S607
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        settings.CACHES = {
-            **settings.CACHES,
-            "ratelimit": {**settings.CACHES["ratelimit"], "LOCATION": f"redis://127.0.0.1:{port}/0"},
-        }
-        yield process
-    finally:
-        process.kill()
-        process.wait(10)
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    process.kill()
-    process.wait(10)
+def throwaway_redis(settings) -> Iterator[RedisServer]:
+    """The rate-limit cache pointed at a redis-server of the test's own, which the test may stop."""
+    server = RedisServer().start()
+    settings.CACHES = {**settings.CACHES, "ratelimit": {**settings.CACHES["ratelimit"], "LOCATION": server.url}}
+    yield server
+    server.stop()
 
 
 def test_api_answers_without_limits_when_redis_is_down(throwaway_redis, read_client, caplog):
     assert "X-RateLimit-Limit" in read_client.get(LEADS)
-    _kill(throwaway_redis)
+    throwaway_redis.stop()
     before = _sample("pipeline_ratelimit_backend_errors_total")
     with caplog.at_level(logging.WARNING, logger="pipeline_whisperer.ratelimit"):
         response = read_client.get(LEADS)
@@ -223,7 +206,7 @@ def test_api_answers_without_limits_when_redis_is_down(throwaway_redis, read_cli
 
 def test_api_answers_503_when_redis_is_down_and_failing_closed(settings, throwaway_redis, read_client):
     settings.RATE_LIMIT_FAIL_OPEN = False
-    _kill(throwaway_redis)
+    throwaway_redis.stop()
     response = read_client.get(LEADS)
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
