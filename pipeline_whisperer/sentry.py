@@ -37,7 +37,8 @@ DENYLIST = [
 
 
 def sentry_init(*, dsn: str, environment: str, release: str, sample_rate: float, traces_sample_rate: float) -> None:
-    """Start sentry-sdk for this process: Django and logging integrations, no personal data."""
+    """Start sentry-sdk for this process: Django and logging integrations, no personal data
+    (no user details, cookies or sensitive headers)."""
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
@@ -45,7 +46,8 @@ def sentry_init(*, dsn: str, environment: str, release: str, sample_rate: float,
         sample_rate=sample_rate,
         traces_sample_rate=traces_sample_rate,
         integrations=[DjangoIntegration(), LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
-        send_default_pii=False,
+        # send_default_pii is left unset, which means off: sentry-sdk 2.75 deprecates passing it,
+        # and its replacement (data_collection) would disable the EventScrubber below.
         # Frame locals hold request data and keys under arbitrary names: too easy to leak.
         include_local_variables=False,
         event_scrubber=EventScrubber(denylist=list(DENYLIST), recursive=True),
