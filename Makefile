@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 # The embedded default: SQLite, local-memory cache, debug on, plain HTTP on loopback.
-RUN_ENV := DJANGO_DEBUG=1
+RUN_ENV := DJANGO_DEBUG=1 LOG_FORMAT=console
 
 # Tests talk to the real PostgreSQL and Redis on loopback (override any of these to point elsewhere).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pipeline_whisperer

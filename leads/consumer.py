@@ -21,6 +21,7 @@ from leads.models import OutboxEvent
 from leads.services.outbox import outbox_event
 from leads.services.outreach import outreach_expire_stale
 from leads.stages import FeedbackStage, Stage
+from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.kafka import ensure_topics, make_consumer, make_producer
 from pipeline_whisperer.locks import leadership
 
@@ -151,6 +152,7 @@ class OutboxRelay:
         first_failure = delivered.index(False) if False in delivered else len(rows)
         done = [row.pk for row in rows[:first_failure]]
         OutboxEvent.objects.filter(pk__in=done).update(published_at=timezone.now())
+        _log_published(rows[:first_failure])
         if first_failure < len(rows):
             failed = rows[first_failure]
             error = outcomes.get(failed.pk) or "not delivered in time"
@@ -160,3 +162,16 @@ class OutboxRelay:
         self.published += len(done)
         close_old_connections()
         return len(done)
+
+
+def _log_published(rows: list[OutboxEvent]) -> None:
+    """One line per published event, under the correlation id of the request that caused it."""
+    for row in rows:
+        with correlation_scope(row.correlation_id):
+            logger.info(
+                "relay published %s %s to %s",
+                row.event_type,
+                row.event_id,
+                row.topic,
+                extra={"stage": "relay", "event_id": str(row.event_id)},
+            )

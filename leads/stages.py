@@ -41,23 +41,36 @@ class Stage:
         """Apply `event` once: "applied", "skipped" (seen before) or "dead" (dead-lettered).
 
         Raises only if the database itself fails, so the caller must not move past the event.
+        Every line logged meanwhile carries the event's correlation id.
         """
+        with correlation_scope(event.correlation_id):
+            outcome = self._attempt(event)
+            logger.info(
+                "%s %s %s %s",
+                self.name,
+                outcome,
+                event.event_type or "event",
+                event.event_id,
+                extra={"stage": self.name, "outcome": outcome, "event_id": event.event_id},
+            )
+            return outcome
+
+    def _attempt(self, event: Event) -> str:
         if event_was_applied(stage=self.name, event_id=event.event_id):
             return "skipped"
-        with correlation_scope(event.correlation_id):
-            for attempt in range(1, settings.PIPELINE_MAX_ATTEMPTS + 1):
-                try:
-                    self.handle(event)
-                    return "applied"
-                except AlreadyApplied:
-                    return "skipped"
-                except (PoisonEvent, InvalidEvent) as error:
+        for attempt in range(1, settings.PIPELINE_MAX_ATTEMPTS + 1):
+            try:
+                self.handle(event)
+                return "applied"
+            except AlreadyApplied:
+                return "skipped"
+            except (PoisonEvent, InvalidEvent) as error:
+                return self._dead(event, f"{type(error).__name__}: {error}", attempt)
+            except Exception as error:
+                logger.warning("%s failed on %s (attempt %s): %s", self.name, event.event_id, attempt, error)
+                if attempt == settings.PIPELINE_MAX_ATTEMPTS:
                     return self._dead(event, f"{type(error).__name__}: {error}", attempt)
-                except Exception as error:
-                    logger.warning("%s failed on %s (attempt %s): %s", self.name, event.event_id, attempt, error)
-                    if attempt == settings.PIPELINE_MAX_ATTEMPTS:
-                        return self._dead(event, f"{type(error).__name__}: {error}", attempt)
-                    time.sleep(settings.PIPELINE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                time.sleep(settings.PIPELINE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
     def _dead(self, event: Event, error: str, attempts: int) -> str:

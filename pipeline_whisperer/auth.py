@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from pipeline_whisperer.logging import bind_request_field
 from pipeline_whisperer.models import ApiKey
 
 API_KEY_HEADER = "X-API-Key"
@@ -32,6 +33,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("The API key has expired.")
         _touch(api_key)
+        bind_request_field("api_key_name", api_key.name)  # the name only: the key never reaches a log
         return AnonymousUser(), api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -8,13 +8,16 @@ becomes a logged 500 whose body says nothing about the internals.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django_ratelimit.exceptions import Ratelimited
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://pipeline-whisperer.dev/problems/"
+# How long a client should wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class DomainError(Exception):
@@ -186,9 +191,11 @@ def _flatten_errors(detail: Any) -> str:
     return str(detail)
 
 
-def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's EXCEPTION_HANDLER: every error as problem+json."""
     request = context.get("request")
+    if _database_unavailable(exc):
+        return _database_unavailable_response(exc, request)
     if isinstance(exc, DomainError):
         body = problem_body(
             status=exc.status, detail=exc.message, request=request, code=exc.code, title=exc.title, **exc.extra
@@ -232,6 +239,21 @@ def _problem(body: dict[str, Any], headers: Response | None = None) -> Response:
     return response
 
 
+def _database_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
+
+
+def _database_unavailable_response(exc: BaseException, request: HttpRequest | None) -> HttpResponse:
+    """503 with Retry-After: the database is down or its pool exhausted, not a bug of ours."""
+    logger.warning("database unavailable: %s", exc)
+    error = ServiceUnavailable("The database is unavailable; try again shortly.")
+    response = problem_response(
+        status=error.status, detail=error.message, request=request, code=error.code, title=error.title
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def _wants_html(request: HttpRequest) -> bool:
     return not request.path.startswith("/api/") and request.accepts("text/html")
 
@@ -243,6 +265,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the exception, so it is still the current one.
+    exc = sys.exc_info()[1]
+    if exc is not None and _database_unavailable(exc):
+        return _database_unavailable_response(exc, request)
     if _wants_html(request):
         return defaults.server_error(request)
     return problem_response(status=500, detail="The server could not complete the request.", request=request)

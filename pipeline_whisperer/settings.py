@@ -8,6 +8,7 @@ is documented once in docs/CONFIGURATION.md and `.env.production.example`.
 import ipaddress
 from pathlib import Path
 
+from pipeline_whisperer import __version__
 from pipeline_whisperer.env import (
     SettingsError,
     check_redis_url,
@@ -18,6 +19,8 @@ from pipeline_whisperer.env import (
     env_str,
     parse_database_url,
 )
+from pipeline_whisperer.logging import logging_config
+from pipeline_whisperer.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -413,13 +416,30 @@ except ValueError as _error:
     raise SettingsError(f"METRICS_ALLOWED_NETWORKS must list CIDRs such as 10.0.0.0/8 ({_error})") from None
 
 # ---------------------------------------------------------------------------------------
-# Logging
+# Logging and error tracking (docs/OBSERVABILITY.md)
 # ---------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+LOG_FORMAT = env_str("LOG_FORMAT", "json").lower()
+if LOG_FORMAT not in {"json", "console"}:
+    raise SettingsError(f"LOG_FORMAT must be json or console (got {LOG_FORMAT!r})")
+LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
+
+SENTRY_DSN = env_str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+SENTRY_RELEASE = env_str("SENTRY_RELEASE", f"pipeline-whisperer@{__version__}")
+SENTRY_SAMPLE_RATE = env_float("SENTRY_SAMPLE_RATE", 1.0)
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+for _name, _rate in (
+    ("SENTRY_SAMPLE_RATE", SENTRY_SAMPLE_RATE),
+    ("SENTRY_TRACES_SAMPLE_RATE", SENTRY_TRACES_SAMPLE_RATE),
+):
+    if not 0.0 <= _rate <= 1.0:
+        raise SettingsError(f"{_name} must be between 0 and 1 (got {_rate})")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=SENTRY_RELEASE,
+        sample_rate=SENTRY_SAMPLE_RATE,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )

@@ -1,0 +1,47 @@
+"""Helpers for the observability tests: the real log handler's output, parsed."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class CapturedLines:
+    """What the configured root handler would have written, one entry per line."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self.stream = stream
+
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def json(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
+
+    def from_logger(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.json() if line["logger"] == name]
+
+
+@contextmanager
+def captured_log_lines(level: int = logging.DEBUG) -> Iterator[CapturedLines]:
+    """A handler with the formatter and filters of the configured `console` handler (the real
+    LOGGING setting), on the root logger, writing to memory for the duration of the block."""
+    root = logging.getLogger()
+    configured = next(handler for handler in root.handlers if handler.name == "console")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(configured.formatter)
+    for log_filter in configured.filters:
+        handler.addFilter(log_filter)
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield CapturedLines(stream)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
