@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -88,6 +89,19 @@ class VariantAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Actions need the change permission; the change form itself stays read-only.
         return obj is None and request.user.has_perm("leads.change_variant")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Asked when an experiment is deleted with its arms; arms alone are deleted from their
+        # experiment's page, under its rules, so delete_view and the bulk delete are withheld.
+        return request.user.has_perm("leads.delete_variant")
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        raise PermissionDenied
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     @admin.action(description="Pause selected variants", permissions=["change"])
     def pause_variants(self, request: HttpRequest, queryset: QuerySet[Variant]) -> None:
