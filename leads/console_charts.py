@@ -141,4 +141,4 @@ def timeline_chart(points: Sequence[dict[str, Any]]) -> TimelineChart:
 
 
 def _x(value: float, x_min: float, x_max: float) -> float:
-    return MARGIN_LEFT + (WIDTH - MARGIN_LEFT - 8) * (value - x_min) / ((x_max - x_min) or 1.0)
+    return MARGIN_LEFT + (WIDTH - MARGIN_LEFT - 24) * (value - x_min) / ((x_max - x_min) or 1.0)
