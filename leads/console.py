@@ -144,7 +144,7 @@ def lead_story(*, lead: Lead) -> list[StoryEntry]:
     """A lead's history in time order: ingested, scored (with reasons), each outreach (with the
     message as rendered), each engagement event, and conversion. Two queries."""
     entries = [StoryEntry(at=lead.created_at, kind="ingested", title=f"Ingested from {lead.source_channel or 'CRM'}")]
-    if lead.scored_at:
+    if lead.scored_at and lead.score is not None:
         title = f"Scored {lead.score:.2f} as {lead.get_persona_display()} by {lead.scoring_model or 'rules'}"
         entries.append(StoryEntry(at=lead.scored_at, kind="scored", title=title, lines=tuple(lead.scoring_reasons)))
     outreach = Outreach.objects.filter(lead=lead).select_related("variant__experiment")
