@@ -47,7 +47,12 @@ admin: $(RUNTIME_STAMP)  ## create a staff superuser for /admin/ (asks for a pas
 apikey: $(RUNTIME_STAMP)  ## print a new read-write API key for the embedded default
 	$(RUN_ENV) $(BIN)/python manage.py apikey create "local development" --scope write
 
-test: $(DEV_STAMP)  ## set up and run every test against PostgreSQL and Redis on loopback
+# The console's browser tests drive Debian's Chromium (never a Playwright browser download).
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y chromium; \
+	else echo "The browser tests need Chromium: run 'apt-get install -y chromium' as root, then 'make test'."; exit 1; fi
+
+test: $(DEV_STAMP) /usr/bin/chromium  ## set up and run every test against PostgreSQL and Redis on loopback
 	$(TEST_ENV) $(BIN)/pytest
 
 lint: $(DEV_STAMP)

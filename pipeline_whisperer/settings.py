@@ -384,6 +384,11 @@ INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 500, minimum=1)
 OUTREACH_EXPIRY_INTERVAL_SECONDS = env_int("OUTREACH_EXPIRY_INTERVAL_SECONDS", 300, minimum=1)
 
 # ---------------------------------------------------------------------------------------
+# Staff console (issue 6): the dashboard under /admin/console/
+# ---------------------------------------------------------------------------------------
+CONSOLE_REFRESH_SECONDS = env_int("CONSOLE_REFRESH_SECONDS", 15, minimum=1)
+
+# ---------------------------------------------------------------------------------------
 # Scoring: rules by default, any OpenAI-compatible model when OPENAI_API_KEY is set
 # ---------------------------------------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")

@@ -1,4 +1,4 @@
-"""The staff console: leads, experiments and their arms, templates, outreach, engagement.
+"""The staff console: leads, templates, outreach, engagement (experiments: experiments.py).
 
 Changes of state go through `leads.services`, so the admin obeys the same rules as the API.
 Outreach and engagement are history: staff may read them, never edit them.
@@ -13,8 +13,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
 
-from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate, Variant
+from leads.console import lead_story
+from leads.models import EngagementEvent, Lead, Outreach, OutreachTemplate
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
@@ -98,11 +101,17 @@ class LeadAdmin(admin.ModelAdmin):
     list_per_page = 50
     actions = ("snooze_leads", "unsnooze_leads", "rescore_leads", "force_outreach")
     inlines = (OutreachInline,)
+
+    class Media:
+        css = {"all": ("leads/console.css",)}
+
     # Everything the pipeline sets is shown, not edited; staff edit only what describes the lead.
-    readonly_fields = tuple(
-        field.name for field in Lead._meta.fields if field.name not in ("id", *Lead.DESCRIPTIVE_FIELDS)
+    readonly_fields = (
+        "story",
+        *(field.name for field in Lead._meta.fields if field.name not in ("id", *Lead.DESCRIPTIVE_FIELDS)),
     )
     fieldsets = (
+        ("Story", {"fields": ("story",)}),
         (
             None,
             {
@@ -162,6 +171,10 @@ class LeadAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # leads arrive from the CRM (ingest), not by hand
 
+    @admin.display(description="What happened, in order")
+    def story(self, lead: Lead) -> SafeString:
+        return render_to_string("admin/leads/lead/story.html", {"entries": lead_story(lead=lead)})
+
     @admin.action(description="Snooze selected leads", permissions=["change"])
     def snooze_leads(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
         apply_to_each(self, request, queryset, lambda lead: lead_services.lead_snooze(lead=lead), "Snoozed")
@@ -182,6 +195,19 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 class OutreachTemplateForm(forms.ModelForm):
+    """Saves a template that compiles; with the Preview button, renders it for a lead instead
+    and saves nothing (the form answers invalid, so the admin shows it again as typed)."""
+
+    preview_lead = forms.ModelChoiceField(
+        queryset=Lead.objects.all(),
+        to_field_name="lightfield_id",
+        widget=forms.TextInput,
+        required=False,
+        label="Preview for lead",
+        help_text="A lead's lightfield id; press Preview to see the message it would get, before saving.",
+    )
+    preview: template_services.RenderedMessage | None = None
+
     class Meta:
         model = OutreachTemplate
         fields = ("name", "subject", "body")
@@ -194,41 +220,29 @@ class OutreachTemplateForm(forms.ModelForm):
             except DomainError as error:
                 for field, problems in error.extra.get("errors", {}).items():
                     self.add_error(field, problems)
+                return cleaned
+            if "_preview" in self.data:
+                self._preview(cleaned)
         return cleaned
+
+    def _preview(self, cleaned: dict[str, Any]) -> None:
+        lead = cleaned.get("preview_lead")
+        if lead is None:
+            self.add_error("preview_lead", "Name a lead to preview the message for.")
+            return
+        self.preview = template_services.template_render(subject=cleaned["subject"], body=cleaned["body"], lead=lead)
+        raise forms.ValidationError("Preview only: nothing was saved. Press Save when the message reads right.")
 
 
 @admin.register(OutreachTemplate)
 class OutreachTemplateAdmin(admin.ModelAdmin):
     form = OutreachTemplateForm
+
+    class Media:
+        css = {"all": ("leads/console.css",)}
+
     list_display = ("name", "subject", "updated_at")
     search_fields = ("name", "subject", "body")
-
-
-class VariantInline(admin.TabularInline):
-    model = Variant
-    fields = ("name", "template", "is_active", "alpha", "beta", "sends", "successes", "failures")
-    readonly_fields = ("alpha", "beta", "sends", "successes", "failures")
-    extra = 0
-    min_num = 2
-
-    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        # InlineModelAdmin has no validate_min attribute; only the formset factory takes it.
-        return super().get_formset(request, obj, validate_min=True, **kwargs)
-
-
-@admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ("name", "target_persona", "status", "variant_count", "created_at")
-    list_filter = ("status", "target_persona")
-    search_fields = ("name", "description")
-    inlines = (VariantInline,)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
-        return super().get_queryset(request).prefetch_related("variants")
-
-    @admin.display(description="Variants")
-    def variant_count(self, experiment: Experiment) -> int:
-        return len(experiment.variants.all())
 
 
 @admin.register(Outreach)

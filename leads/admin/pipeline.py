@@ -1,6 +1,7 @@
 """The pipeline's machinery in the admin: the outbox backlog, dead letters, applied events.
 
-All read-only; the only changes staff can make are retrying or discarding a dead letter.
+All read-only; the only changes staff can make are retrying or discarding a dead letter or an
+outbox event stuck waiting to be published.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from django.http import HttpRequest
 
 from leads.admin.domain import ReadOnlyAdmin, apply_to_each
 from leads.models import DeadLetter, OutboxEvent
-from leads.services.outbox import dead_letter_discard, dead_letter_retry
+from leads.services.outbox import dead_letter_discard, dead_letter_retry, outbox_discard, outbox_retry
 
 
 class PublishedFilter(admin.SimpleListFilter):
@@ -36,6 +37,19 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     list_filter = (PublishedFilter, "topic", "event_type")
     search_fields = ("key", "event_id", "correlation_id")
     show_full_result_count = False
+    actions = ("retry", "discard")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Actions need the change permission; the change form itself stays read-only.
+        return obj is None and request.user.has_perm("leads.change_outboxevent")
+
+    @admin.action(description="Retry selected pending events now", permissions=["change"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        apply_to_each(self, request, queryset, lambda row: outbox_retry(row=row), "Retried")
+
+    @admin.action(description="Discard selected pending events (kept as dead letters)", permissions=["change"])
+    def discard(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        apply_to_each(self, request, queryset, lambda row: outbox_discard(row=row), "Discarded")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         backlog = OutboxEvent.objects.filter(published_at__isnull=True).count()

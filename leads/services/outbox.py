@@ -137,3 +137,35 @@ def dead_letter_discard(*, dead_letter: DeadLetter) -> None:
     )
     if not updated:
         raise Conflict(f"This dead letter was {dead_letter.status} already.")
+
+
+def outbox_retry(*, row: OutboxEvent) -> OutboxEvent:
+    """Clear a pending row's failure record and, on the in-process bus, deliver it now.
+
+    With Kafka the relay keeps retrying pending rows on its own; clearing the error shows
+    whether the next attempt fails again. A row published already is a Conflict.
+    """
+    updated = OutboxEvent.objects.filter(pk=row.pk, published_at__isnull=True).update(attempts=0, last_error="")
+    if not updated:
+        raise Conflict("This event was published already.")
+    if not settings.KAFKA_BOOTSTRAP_SERVERS:
+        from leads.inprocess import deliver_outbox  # the in-process bus runs the stages, which use this module
+
+        transaction.on_commit(lambda: deliver_outbox([row.event_id]))
+    row.refresh_from_db()
+    return row
+
+
+def outbox_discard(*, row: OutboxEvent) -> DeadLetter:
+    """Take a stuck row out of the outbox so the events behind it can flow, keeping it as a
+    pending dead letter (stage `outbox`), from which it can still be retried or discarded."""
+    with transaction.atomic():
+        locked = OutboxEvent.objects.select_for_update().filter(pk=row.pk, published_at__isnull=True).first()
+        if locked is None:
+            raise Conflict("This event was published or discarded already.")
+        reason = f"discarded from the outbox by staff; last error: {locked.last_error or 'none'}"
+        dead_letter = dead_letter_record(
+            stage="outbox", event=outbox_event(locked), error=reason, attempts=max(locked.attempts, 1)
+        )
+        locked.delete()
+    return dead_letter

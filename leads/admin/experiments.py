@@ -1,0 +1,112 @@
+"""Experiments and their arms in the admin: edit them, and pause or resume either.
+
+Pausing and resuming go through `leads.services.experiments`, as in the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from leads.admin.domain import ReadOnlyAdmin, apply_to_each
+from leads.models import Experiment, Variant
+from leads.services import experiments as experiment_services
+
+
+def _set_status(status: Experiment.Status) -> Callable[[Experiment], Experiment]:
+    return lambda experiment: experiment_services.experiment_set_status(experiment=experiment, status=status)
+
+
+def _set_active(is_active: bool) -> Callable[[Variant], Variant]:
+    return lambda variant: experiment_services.variant_update(variant=variant, is_active=is_active)
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    fields = ("name", "template", "is_active", "alpha", "beta", "sends", "successes", "failures")
+    readonly_fields = ("alpha", "beta", "sends", "successes", "failures")
+    extra = 0
+    min_num = 2
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # InlineModelAdmin has no validate_min attribute; only the formset factory takes it.
+        return super().get_formset(request, obj, validate_min=True, **kwargs)
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("name", "target_persona", "status", "variant_count", "created_at")
+    list_filter = ("status", "target_persona")
+    search_fields = ("name", "description")
+    inlines = (VariantInline,)
+    actions = ("pause_experiments", "resume_experiments")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
+        return super().get_queryset(request).prefetch_related("variants")
+
+    @admin.action(description="Pause selected experiments", permissions=["change"])
+    def pause_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        paused = Experiment.Status.PAUSED
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda e: experiment_services.experiment_set_status(experiment=e, status=paused),
+            "Paused",
+        )
+
+    @admin.action(description="Resume selected experiments", permissions=["change"])
+    def resume_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        active = Experiment.Status.ACTIVE
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda e: experiment_services.experiment_set_status(experiment=e, status=active),
+            "Resumed",
+        )
+
+    @admin.display(description="Variants")
+    def variant_count(self, experiment: Experiment) -> int:
+        return len(experiment.variants.all())
+
+
+@admin.register(Variant)
+class VariantAdmin(ReadOnlyAdmin):
+    """The arms across experiments, to pause or resume them; they are edited in their experiment."""
+
+    list_display = ("name", "experiment", "is_active", "sends", "successes", "failures", "alpha", "beta")
+    list_filter = ("is_active", "experiment")
+    list_select_related = ("experiment",)
+    search_fields = ("name", "experiment__name")
+    actions = ("pause_variants", "resume_variants")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Actions need the change permission; the change form itself stays read-only.
+        return obj is None and request.user.has_perm("leads.change_variant")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Asked when an experiment is deleted with its arms; arms alone are deleted from their
+        # experiment's page, under its rules, so delete_view and the bulk delete are withheld.
+        return request.user.has_perm("leads.delete_variant")
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        raise PermissionDenied
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Pause selected variants", permissions=["change"])
+    def pause_variants(self, request: HttpRequest, queryset: QuerySet[Variant]) -> None:
+        apply_to_each(self, request, queryset, _set_active(False), "Paused")
+
+    @admin.action(description="Resume selected variants", permissions=["change"])
+    def resume_variants(self, request: HttpRequest, queryset: QuerySet[Variant]) -> None:
+        apply_to_each(self, request, queryset, _set_active(True), "Resumed")

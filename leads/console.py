@@ -1,0 +1,177 @@
+"""The read side of the staff console: what the dashboard and a lead's story show.
+
+Builds on `leads.selectors` (funnel, timeline, activity, posteriors) and adds what only the
+console needs. Every function runs a fixed number of queries whatever the number of leads or
+experiments, aggregating in the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min, Prefetch, Q
+
+from leads import selectors
+from leads.console_charts import SERIES_COLOURS, PosteriorChart, posterior_chart, timeline_chart
+from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
+
+# Days of history the leads-over-time chart shows for each dashboard period.
+TIMELINE_DAYS = {"today": 7, "7d": 7, "30d": 30, "all": 90}
+ACTIVITY_LIMIT = 15
+# The funnel rows, in order, with the counts key of `selectors.dashboard_funnel` each reads.
+FUNNEL_ROWS = (
+    ("raw (ingested)", "ingested"),
+    ("scored", "scored"),
+    ("contacted", "contacted"),
+    ("responded", "responded"),
+    ("converted", "converted"),
+    ("disqualified", "disqualified"),
+    ("snoozed", "snoozed"),
+)
+RATE_LABELS = {
+    "scored_of_ingested": "scored / ingested",
+    "contacted_of_scored": "contacted / scored",
+    "responded_of_contacted": "responded / contacted",
+    "converted_of_responded": "converted / responded",
+    "converted_of_contacted": "converted / contacted",
+}
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    variant: Variant
+    posterior: selectors.VariantPosterior
+    series: int  # the colour shared by its table row and its curve
+
+
+@dataclass(frozen=True)
+class ExperimentPanel:
+    experiment: Experiment
+    rows: list[VariantRow]
+    chart: PosteriorChart
+
+
+@dataclass(frozen=True)
+class MachineHealth:
+    outbox_backlog: int
+    outbox_failing: int
+    outbox_oldest_at: datetime | None
+    dead_letters_by_topic: dict[str, int]
+    # Stage (consumer group) -> messages behind; None: the bus has no lag or it is unknown.
+    consumer_lag: dict[str, int | None] | None
+    lag_note: str
+    backup: Any | None  # ops.backups' latest backup: has created_at and size_bytes
+
+
+def console_dashboard(*, period: str) -> dict[str, Any]:
+    """Everything the dashboard's panels show for a period (a key of `selectors.PERIODS`)."""
+    funnel = selectors.dashboard_funnel(since=selectors.period_start(period))
+    timeline = selectors.dashboard_timeline(days=TIMELINE_DAYS[period])
+    return {
+        "period": period,
+        "funnel": funnel,
+        "funnel_rows": [(label, funnel["counts"][key]) for label, key in FUNNEL_ROWS],
+        "rate_rows": [
+            (label, key, "-" if funnel["rates"][key] is None else f"{funnel['rates'][key]:.1%}")
+            for key, label in RATE_LABELS.items()
+        ],
+        "timeline": timeline,
+        "timeline_chart": timeline_chart(timeline),
+        "experiments": console_experiments(),
+        "health": console_machine_health(),
+        "activity": selectors.dashboard_activity(limit=ACTIVITY_LIMIT),
+    }
+
+
+def console_experiments() -> list[ExperimentPanel]:
+    """Each active experiment with its variants' posteriors and their curves (two queries)."""
+    variants = Variant.objects.order_by("name")
+    experiments = Experiment.objects.filter(status=Experiment.Status.ACTIVE).prefetch_related(
+        Prefetch("variants", queryset=variants)
+    )
+    panels = []
+    for experiment in experiments.order_by("name"):
+        arms = list(experiment.variants.all())
+        posteriors = selectors.experiment_posteriors(arms)
+        rows = [
+            VariantRow(variant=arm, posterior=posteriors[arm.pk], series=index % SERIES_COLOURS)
+            for index, arm in enumerate(arms)
+        ]
+        panels.append(ExperimentPanel(experiment=experiment, rows=rows, chart=posterior_chart(rows)))
+    return panels
+
+
+def console_machine_health() -> MachineHealth:
+    """Outbox backlog, dead letters by topic, consumer lag per stage and the latest backup."""
+    outbox = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
+        backlog=Count("id"), failing=Count("id", filter=~Q(last_error="")), oldest=Min("created_at")
+    )
+    dead = DeadLetter.objects.filter(status=DeadLetter.Status.PENDING).order_by("topic").values_list("topic")
+    # --- Merge point: the two calls below are built on other branches. Plug them in here. ---
+    # consumer_lag = pipeline_whisperer.kafka.consumer_lag(...) if settings.KAFKA_BOOTSTRAP_SERVERS else None
+    # backup = ops.backups.backup_latest()
+    consumer_lag: dict[str, int | None] | None = None
+    backup = None
+    # --- End of merge point. ---
+    if not settings.KAFKA_BOOTSTRAP_SERVERS:
+        lag_note = "in-process bus: no lag"
+    else:
+        lag_note = "" if consumer_lag else "unknown (the broker did not answer)"
+    return MachineHealth(
+        outbox_backlog=outbox["backlog"],
+        outbox_failing=outbox["failing"],
+        outbox_oldest_at=outbox["oldest"],
+        dead_letters_by_topic=dict(dead.annotate(n=Count("id"))),
+        consumer_lag=consumer_lag,
+        lag_note=lag_note,
+        backup=backup,
+    )
+
+
+@dataclass(frozen=True)
+class StoryEntry:
+    at: datetime
+    kind: str
+    title: str
+    detail: str = ""
+    lines: tuple[str, ...] = ()
+
+
+def lead_story(*, lead: Lead) -> list[StoryEntry]:
+    """A lead's history in time order: ingested, scored (with reasons), each outreach (with the
+    message as rendered), each engagement event, and conversion. Two queries."""
+    entries = [StoryEntry(at=lead.created_at, kind="ingested", title=f"Ingested from {lead.source_channel or 'CRM'}")]
+    if lead.scored_at and lead.score is not None:
+        title = f"Scored {lead.score:.2f} as {lead.get_persona_display()} by {lead.scoring_model or 'rules'}"
+        entries.append(StoryEntry(at=lead.scored_at, kind="scored", title=title, lines=tuple(lead.scoring_reasons)))
+    outreach = Outreach.objects.filter(lead=lead).select_related("variant__experiment")
+    for message in outreach:
+        variant = str(message.variant) if message.variant else "no variant (forced)"
+        entries.append(
+            StoryEntry(
+                at=message.sent_at or message.created_at,
+                kind=f"outreach.{message.status}",
+                title=f"Outreach {message.status}: {variant}, to {message.to_email}",
+                detail=f"Subject: {message.subject}\n\n{message.body}",
+            )
+        )
+    events = EngagementEvent.objects.filter(outreach__lead=lead).only("event_type", "occurred_at", "outreach_id")
+    for event in events:
+        entries.append(
+            StoryEntry(
+                at=event.occurred_at,
+                kind=f"engagement.{event.event_type}",
+                title=f"{event.get_event_type_display()} (outreach {event.outreach_id})",
+            )
+        )
+    if lead.converted_at:
+        entries.append(StoryEntry(at=lead.converted_at, kind="converted", title="Converted"))
+    return sorted(entries, key=lambda entry: entry.at)
+
+
+def console_period(value: str | None) -> str:
+    """The dashboard period asked for, or 7 days when the value is missing or unknown."""
+    return value if value in selectors.PERIODS else "7d"
