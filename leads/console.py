@@ -14,9 +14,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Min, Prefetch, Q
 
+from health.probes import stage_lag
 from leads import selectors
 from leads.console_charts import SERIES_COLOURS, PosteriorChart, posterior_chart, timeline_chart
 from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
+from ops.backups import backup_latest
 
 # Days of history the leads-over-time chart shows for each dashboard period.
 TIMELINE_DAYS = {"today": 7, "7d": 7, "30d": 30, "all": 90}
@@ -110,12 +112,8 @@ def console_machine_health() -> MachineHealth:
         backlog=Count("id"), failing=Count("id", filter=~Q(last_error="")), oldest=Min("created_at")
     )
     dead = DeadLetter.objects.filter(status=DeadLetter.Status.PENDING).order_by("topic").values_list("topic")
-    # --- Merge point: the two calls below are built on other branches. Plug them in here. ---
-    # consumer_lag = pipeline_whisperer.kafka.consumer_lag(...) if settings.KAFKA_BOOTSTRAP_SERVERS else None
-    # backup = ops.backups.backup_latest()
-    consumer_lag: dict[str, int | None] | None = None
-    backup = None
-    # --- End of merge point. ---
+    consumer_lag = stage_lag() or None
+    backup = backup_latest()
     if not settings.KAFKA_BOOTSTRAP_SERVERS:
         lag_note = "in-process bus: no lag"
     else:

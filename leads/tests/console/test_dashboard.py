@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.template.defaultfilters import filesizeformat
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -19,6 +20,7 @@ from leads.tests.factories import (
     OutreachFactory,
     VariantFactory,
 )
+from ops.backups import backup_create
 
 pytestmark = pytest.mark.django_db
 DASHBOARD = reverse("console:dashboard")
@@ -78,8 +80,9 @@ def test_dashboard_timeline_bars_count_todays_leads(admin_client):
     assert re.findall(r'class="bar leads" data-value="(\d+)"', response.content.decode())[-1] == "4"
 
 
-def test_machine_health_counts_the_outbox_backlog_and_pending_dead_letters_by_topic(admin_client, settings):
+def test_machine_health_counts_the_outbox_backlog_and_pending_dead_letters_by_topic(admin_client, settings, tmp_path):
     settings.KAFKA_BOOTSTRAP_SERVERS = ""
+    settings.BACKUP_DIR = tmp_path
     for published in (None, None, timezone.now()):
         OutboxEvent.objects.create(
             event_id=uuid.uuid4(), topic="leads.raw", key="k", event_type="t", payload={}, published_at=published
@@ -92,6 +95,13 @@ def test_machine_health_counts_the_outbox_backlog_and_pending_dead_letters_by_to
     assert 'data-topic="leads.scored"' not in html
     assert _cell(html, "health", "consumer-lag") == "in-process bus: no lag"
     assert _cell(html, "health", "backup") == "no backup yet"
+
+
+def test_machine_health_shows_the_latest_backup_with_its_size(admin_client, settings, tmp_path):
+    settings.BACKUP_DIR = tmp_path
+    created = backup_create(directory=tmp_path)
+    cell = _cell(admin_client.get(PANELS).content.decode(), "health", "backup")
+    assert filesizeformat(created.info.size_bytes) in cell
 
 
 def test_activity_feed_lists_the_newest_lead(admin_client):
