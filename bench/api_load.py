@@ -17,18 +17,17 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.servers import Gunicorn  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "pw_bench_api"
@@ -137,47 +136,6 @@ def server_env(bootstrap: str, seeded: dict) -> dict[str, str]:
         "BENCH_LEAD_LIST_SQL": json.dumps(seeded["lead_list_sql"]),
         "BENCH_OUTREACH": str(seeded["outreach"]),
     }
-
-
-class Gunicorn:
-    """gunicorn with deploy/gunicorn.conf.py on a free loopback port, serving `app`."""
-
-    def __init__(self, app: str, env: dict[str, str]) -> None:
-        from tests.stand_ins import free_port
-
-        self.port = free_port()
-        self.metrics_dir = tempfile.mkdtemp(prefix="pw-bench-metrics-")
-        env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
-        command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", app]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_until_serving()
-
-    def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/health/liveness", timeout=2)  # noqa: S310 - loopback
-                return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("gunicorn did not start serving within 60 s")
-
-    def worker_rss_kb(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return [_rss_kb(int(pid)) for pid in children]
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
-        shutil.rmtree(self.metrics_dir, ignore_errors=True)
-
-
-def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def wrk(url: str, endpoint: Endpoint, args: argparse.Namespace, env: dict[str, str], key: str, run: int) -> dict:
