@@ -24,8 +24,10 @@ class _LeadFilterForm(forms.Form):
 
 
 class LeadFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Lead.Status.choices)
-    persona = django_filters.MultipleChoiceFilter(choices=Persona.choices)
+    # distinct=False: these filter the lead's own columns (no joins), and DISTINCT over every column
+    # would make the count and the page far slower on a large table.
+    status = django_filters.MultipleChoiceFilter(choices=Lead.Status.choices, distinct=False)
+    persona = django_filters.MultipleChoiceFilter(choices=Persona.choices, distinct=False)
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte", min_value=0, max_value=1)
     max_score = django_filters.NumberFilter(field_name="score", lookup_expr="lte", min_value=0, max_value=1)
     industry = django_filters.CharFilter(field_name="company_industry", lookup_expr="iexact", max_length=100)
@@ -39,7 +41,7 @@ class LeadFilter(django_filters.FilterSet):
 
 
 class OutreachFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Outreach.Status.choices)
+    status = django_filters.MultipleChoiceFilter(choices=Outreach.Status.choices, distinct=False)
     lead = django_filters.NumberFilter(field_name="lead_id", min_value=1)
     lightfield_id = django_filters.CharFilter(field_name="lead__lightfield_id", max_length=64)
     variant = django_filters.NumberFilter(field_name="variant_id", min_value=1)
