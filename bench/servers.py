@@ -1,5 +1,4 @@
-"""Server processes the benchmarks and the soak run start: gunicorn with the production
-configuration, and a throwaway Redis (never the shared one on 6379)."""
+"""gunicorn with the production configuration, as the benchmarks and the soak run start it."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.stand_ins import free_port, wait_for_port
+from tests.stand_ins import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,24 +55,3 @@ def _rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-class RedisServer:
-    """A redis-server of our own on a free port, so it can be stopped and restarted."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RedisServer:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
