@@ -17,7 +17,7 @@ import gzip
 import os
 import shutil
 import sqlite3
-import subprocess
+import subprocess  # nosec B404 - runs pg_dump, pg_restore and psql with argument lists
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
@@ -91,7 +91,7 @@ def _wait(process: subprocess.Popen[bytes], *, what: str) -> None:
 
 def _start(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(command, stderr=subprocess.PIPE, **kwargs)
+        return subprocess.Popen(command, stderr=subprocess.PIPE, **kwargs)  # nosec B603 - our own argument list
     except OSError as error:
         raise BackupError(f"cannot run {command[0]}: {error.strerror}") from error
 
@@ -176,7 +176,7 @@ def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subpro
     """Send psql BEGIN, the drop, pg_restore's script and, only if pg_restore finished cleanly,
     COMMIT. Input that ends without COMMIT ends psql's session, and PostgreSQL rolls it all back."""
     sink, source = loading.stdin, script.stdout
-    assert sink is not None and source is not None  # noqa: S101  # both were opened as pipes
+    assert sink is not None and source is not None  # noqa: S101  # nosec B101 - both were opened as pipes
     try:
         sink.write(f"BEGIN;\n{_DROP_PUBLIC_RELATIONS}\n".encode())
         while chunk := source.read1(1 << 20):
@@ -279,7 +279,7 @@ def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         )
     ]
-    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608
+    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608  # nosec B608
     return Snapshot(
         engine_version=sqlite3.sqlite_version,
         migrations=_migrations(connection.execute("SELECT app, name FROM django_migrations")),

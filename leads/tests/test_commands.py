@@ -5,7 +5,7 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from leads.models import Experiment, Lead, OutreachTemplate, Variant
 
@@ -73,3 +73,8 @@ def test_seed_demo_is_quiet_at_verbosity_zero():
     call_command("seed_demo", leads=1, verbosity=0, stdout=out)
     assert out.getvalue() == ""
     assert Lead.objects.count() == 1
+
+
+def test_simulate_leads_refuses_a_url_that_is_not_http():
+    with pytest.raises(CommandError, match="--url must be an http"):
+        call_command("simulate_leads", "--to", "api", "--api-key", "key", "--url", "file:///etc/passwd", "--count", "1")
