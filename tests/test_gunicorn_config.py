@@ -69,7 +69,9 @@ def wait_until(predicate: Callable[[], bool], *, what: str, timeout: float = 30.
 
 
 def access_lines(server: Gunicorn) -> list[dict]:
-    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    """gunicorn's own access lines (the application's JSON lines share the output)."""
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("logger") == "gunicorn.access"]
 
 
 @pytest.fixture
