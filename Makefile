@@ -15,7 +15,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	DJANGO_SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	DJANGO_SECURE_SSL_REDIRECT=0
 
-.PHONY: run test lint admin apikey check typecheck bandit audit bench-pipeline bench-backup clean
+.PHONY: run test lint admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup soak clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,14 @@ bandit: $(DEV_STAMP)  ## security lint of our packages (tests excluded; pyprojec
 
 audit: $(DEV_STAMP)  ## known vulnerabilities in the pinned runtime dependencies
 	$(BIN)/pip-audit -r requirements.txt
+
+bench: bench-api bench-pipeline bench-backup  ## every benchmark (tens of minutes; results in bench/results/)
+
+bench-api: $(DEV_STAMP)  ## API load with wrk against gunicorn and bare-WSGI ceilings (apt-get install -y wrk)
+	$(BIN)/python bench/api_load.py --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
+
+soak: $(DEV_STAMP)  ## mixed load through a stage crash, a Redis restart and a frozen broker; then checks
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
 
 bench-pipeline: $(DEV_STAMP)  ## pipeline throughput on PostgreSQL and tansu (results in bench/results/)
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs 3

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from health.views import _recent_answers as recent_probe_answers
 from pipeline_whisperer.cache import cache_guard_reset
 from pipeline_whisperer.models import ApiKey
 from tests.llm_server import FakeLlmServer
@@ -56,8 +57,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
-    """Each test starts with an empty cache (the tests' own Redis database)."""
+    """Each test starts with an empty cache (the tests' own Redis database) and no remembered
+    probe answers."""
     cache.clear()
+    recent_probe_answers.clear()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ from pipeline_whisperer.auth import API_KEY_HEADER, ApiKeyAuthentication, HasApi
 from pipeline_whisperer.exceptions import problem_response
 
 _LIVE = b'{"status":"ok"}'
+# Per process: path -> (monotonic time, body) of the latest readiness/startup answer.
+_recent_answers: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 def liveness(request: HttpRequest) -> HttpResponse:
@@ -86,6 +89,20 @@ class ProbeView(HealthCheckView):
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        body = self.recent_answer(request.path)
+        if body is None:
+            body = await self.run_checks()
+            _recent_answers[request.path] = (time.monotonic(), body)
+        response = JsonResponse(body, status=200 if body["status"] == "ok" else 503)
+        add_never_cache_headers(response)
+        return response
+
+    def recent_answer(self, path: str) -> dict[str, Any] | None:
+        """This process's answer of the last HEALTH_PROBE_CACHE_SECONDS, if any."""
+        at, body = _recent_answers.get(path, (0.0, None))
+        return body if time.monotonic() - at < settings.HEALTH_PROBE_CACHE_SECONDS else None
+
+    async def run_checks(self) -> dict[str, Any]:
         with self.get_executor() as executor:
             results, facts = await asyncio.gather(
                 asyncio.gather(*(check.get_result(executor) for check in self.get_checks())),
@@ -93,10 +110,7 @@ class ProbeView(HealthCheckView):
             )
         checks = {_name(result.check): _outcome(result) for result in results}
         healthy = all(check["status"] != "unavailable" for check in checks.values())
-        body = {"status": "ok" if healthy else "unavailable", "checks": checks, **facts}
-        response = JsonResponse(body, status=200 if healthy else 503)
-        add_never_cache_headers(response)
-        return response
+        return {"status": "ok" if healthy else "unavailable", "checks": checks, **facts}
 
     async def more_facts(self, executor: Executor) -> dict[str, Any]:
         """More facts for the body, gathered alongside the checks."""
@@ -107,6 +121,9 @@ class DetailedHealthView(ProbeView):
     """Every component with latency, versions, pool, outbox and consumer lag: staff or API key."""
 
     include_kafka = True
+
+    def recent_answer(self, path: str) -> dict[str, Any] | None:
+        return None  # asked by people looking at an incident: always fresh
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = await sync_to_async(_staff_or_api_key_problem)(request)

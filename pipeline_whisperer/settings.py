@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Liveness is answered before anything else runs (health/middleware.py says why).
+    "health.middleware.LivenessMiddleware",
     # django-prometheus: Before stays first and After last, so their timings cover the rest.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pipeline_whisperer.middleware.CorrelationIdMiddleware",
@@ -411,6 +413,9 @@ BACKUP_RETENTION_COUNT = env_int("BACKUP_RETENTION_COUNT", 0, minimum=0)  # 0: n
 # prometheus_client itself: set it (to an emptied directory) when gunicorn runs several workers.
 # ---------------------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS = env_float("HEALTH_CHECK_TIMEOUT_SECONDS", 2.0)
+# Readiness and startup answers are reused for this long per process, so frequent probes and
+# load balancers do not each open broker and database connections; 0 checks every time.
+HEALTH_PROBE_CACHE_SECONDS = env_float("HEALTH_PROBE_CACHE_SECONDS", 1.0)
 HEALTH_OUTBOX_MAX_AGE_SECONDS = env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 300, minimum=1)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])

@@ -92,7 +92,8 @@ def test_metrics_count_requests_across_every_gunicorn_worker(serve, tmp_path, dj
     server = serve(workers=2, PROMETHEUS_MULTIPROC_DIR=str(multiprocess_dir), DATABASE_URL=_test_database_url())
     requests = 24
     with ThreadPoolExecutor(max_workers=4) as pool:  # concurrent, so both workers answer some
-        statuses = list(pool.map(lambda _: server.get("/health/liveness")[0], range(requests)))
+        # Startup: a view the metrics middleware sees (liveness is answered ahead of it).
+        statuses = list(pool.map(lambda _: server.get("/health/startup")[0], range(requests)))
     assert statuses == [200] * requests
 
     status, body = server.get("/metrics")
@@ -102,7 +103,7 @@ def test_metrics_count_requests_across_every_gunicorn_worker(serve, tmp_path, dj
         for family in text_string_to_metric_families(body.decode())
         for sample in family.samples
         if sample.name == "django_http_requests_total_by_view_transport_method_total"
-        and sample.labels["view"] == "health-liveness"
+        and sample.labels["view"] == "health-startup"
     ]
     assert counted == [requests]
 

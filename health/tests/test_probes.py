@@ -29,7 +29,8 @@ def test_readiness_is_ok_when_database_cache_and_migrations_are(client):
 
 
 @pytest.mark.django_db
-def test_readiness_reports_the_cache_down_when_redis_stops(client, throwaway_redis):
+def test_readiness_reports_the_cache_down_when_redis_stops(client, throwaway_redis, settings):
+    settings.HEALTH_PROBE_CACHE_SECONDS = 0
     assert client.get("/health/readiness").status_code == 200
     throwaway_redis.stop()
     response = client.get("/health/readiness")
@@ -82,3 +83,18 @@ def test_detailed_reports_no_consumer_lag_without_kafka(staff_client):
 
 def test_stage_topics_match_the_pipelines_stages():
     assert {name: stage.topic for name, stage in STAGES.items()} == STAGE_TOPICS
+
+
+@pytest.mark.django_db
+def test_readiness_answer_is_reused_for_the_probe_cache_seconds(client, throwaway_redis, settings):
+    settings.HEALTH_PROBE_CACHE_SECONDS = 60
+    assert client.get("/health/readiness").status_code == 200
+    throwaway_redis.stop()
+    assert client.get("/health/readiness").status_code == 200  # the answer of a moment ago
+    settings.HEALTH_PROBE_CACHE_SECONDS = 0
+    assert client.get("/health/readiness").status_code == 503
+
+
+def test_liveness_is_answered_before_the_host_check(client):
+    response = client.get("/health/liveness", HTTP_HOST="10.1.2.3:8000")  # a kubelet's pod address
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
