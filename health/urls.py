@@ -9,10 +9,14 @@ urlpatterns = [
     path("health/liveness", views.liveness, name="health-liveness"),
     path(
         "health/readiness",
-        views.ProbeView.as_view(checks=READINESS_CHECKS, include_kafka=True),
+        views.reusing_recent_answer(views.ProbeView.as_view(checks=READINESS_CHECKS, include_kafka=True)),
         name="health-readiness",
     ),
-    path("health/startup", views.ProbeView.as_view(checks=STARTUP_CHECKS), name="health-startup"),
+    path(
+        "health/startup",
+        views.reusing_recent_answer(views.ProbeView.as_view(checks=STARTUP_CHECKS)),
+        name="health-startup",
+    ),
     path("health/detailed", views.DetailedHealthView.as_view(checks=DETAILED_CHECKS), name="health-detailed"),
     path("metrics", views.metrics, name="metrics"),
 ]

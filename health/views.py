@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
@@ -34,13 +34,34 @@ from pipeline_whisperer.auth import API_KEY_HEADER, ApiKeyAuthentication, HasApi
 from pipeline_whisperer.exceptions import problem_response
 
 _LIVE = b'{"status":"ok"}'
-# Per process: path -> (monotonic time, body) of the latest readiness/startup answer.
-_recent_answers: dict[str, tuple[float, dict[str, Any]]] = {}
+# Per process: path -> (monotonic time, status, body) of the latest readiness/startup answer.
+_recent_answers: dict[str, tuple[float, int, bytes]] = {}
 
 
 def liveness(request: HttpRequest) -> HttpResponse:
     """The process answers requests; nothing else is consulted."""
     return HttpResponse(_LIVE, content_type="application/json")
+
+
+def reusing_recent_answer(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
+    """Wrap a probe view so each process reuses its answer for HEALTH_PROBE_CACHE_SECONDS.
+
+    Kubelets and load balancers ask often; a one-second-old answer is as good to them, and a
+    fresh one opens database and broker connections. Sync, so a reused answer skips the event
+    loop the async probe view needs.
+    """
+
+    def probe(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        at, status, content = _recent_answers.get(request.path, (0.0, 0, b""))
+        if time.monotonic() - at >= settings.HEALTH_PROBE_CACHE_SECONDS:
+            answer = async_to_sync(view)(request, *args, **kwargs)
+            at, status, content = time.monotonic(), answer.status_code, answer.content
+            _recent_answers[request.path] = (at, status, content)
+        response = HttpResponse(content, status=status, content_type="application/json")
+        add_never_cache_headers(response)
+        return response
+
+    return probe
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
@@ -89,18 +110,10 @@ class ProbeView(HealthCheckView):
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        body = self.recent_answer(request.path)
-        if body is None:
-            body = await self.run_checks()
-            _recent_answers[request.path] = (time.monotonic(), body)
+        body = await self.run_checks()
         response = JsonResponse(body, status=200 if body["status"] == "ok" else 503)
         add_never_cache_headers(response)
         return response
-
-    def recent_answer(self, path: str) -> dict[str, Any] | None:
-        """This process's answer of the last HEALTH_PROBE_CACHE_SECONDS, if any."""
-        at, body = _recent_answers.get(path, (0.0, None))
-        return body if time.monotonic() - at < settings.HEALTH_PROBE_CACHE_SECONDS else None
 
     async def run_checks(self) -> dict[str, Any]:
         with self.get_executor() as executor:
@@ -121,9 +134,6 @@ class DetailedHealthView(ProbeView):
     """Every component with latency, versions, pool, outbox and consumer lag: staff or API key."""
 
     include_kafka = True
-
-    def recent_answer(self, path: str) -> dict[str, Any] | None:
-        return None  # asked by people looking at an incident: always fresh
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = await sync_to_async(_staff_or_api_key_problem)(request)
