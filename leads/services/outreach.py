@@ -147,7 +147,7 @@ def _send(outreach: Outreach) -> None:
         body=outreach.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[outreach.to_email],
-        headers={"Message-ID": outreach.message_id, "X-Outreach-ID": str(outreach.pk)},
+        headers=_headers(outreach),
     )
     retry_call(
         lambda: message.send(fail_silently=False),
@@ -164,6 +164,14 @@ def _send(outreach: Outreach) -> None:
         ),
         rng=random.Random(),  # noqa: S311  (jitter, not cryptography)
     )
+
+
+def _headers(outreach: Outreach) -> dict[str, str]:
+    headers = {"X-Outreach-ID": str(outreach.pk)}
+    # A row without one (message_id is nullable) gets Django's own, never the text "None".
+    if outreach.message_id:
+        headers["Message-ID"] = outreach.message_id
+    return headers
 
 
 def _mark_sent(outreach: Outreach) -> None:
