@@ -182,7 +182,8 @@ def _mark_sent(outreach: Outreach) -> None:
     # A forced send to a lead who already answered or converted leaves that status as it is.
     lead.filter(status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
     lead_metrics_invalidate()
-    Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
+    if outreach.variant_id is not None:
+        Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
     outbox_emit(
         topic=OUTREACH_EVENTS,
         key=outreach.lead.lightfield_id,
