@@ -25,6 +25,7 @@ from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from psycopg_pool import PoolTimeout
 
+from health.pool import connection_pool
 from leads.models import OutboxEvent
 from pipeline_whisperer.kafka import kafka_config
 
@@ -46,7 +47,7 @@ class ProbeCheck(health_check.HealthCheck):
     """A check whose time budget is HEALTH_CHECK_TIMEOUT_SECONDS and that may report details."""
 
     @property
-    def timeout(self) -> datetime.timedelta:  # type: ignore[override]
+    def timeout(self) -> datetime.timedelta:
         return datetime.timedelta(seconds=settings.HEALTH_CHECK_TIMEOUT_SECONDS)
 
     @property
@@ -60,7 +61,7 @@ class Database(ProbeCheck, health_check.Database):
     (Django's own wait is DB_POOL_TIMEOUT_SECONDS, too long for a probe)."""
 
     def run(self) -> None:
-        pool = connections[self.alias].pool if connections[self.alias].vendor == "postgresql" else None
+        pool = connection_pool(self.alias)
         if pool is None:
             super().run()
             return
@@ -131,11 +132,11 @@ class DatabasePool(ProbeCheck):
     """This process's connection pool (PostgreSQL only); a warning while requests wait for it."""
 
     def run(self) -> None:
-        connection = connections[DEFAULT_DB_ALIAS]
-        if connection.vendor != "postgresql" or connection.pool is None:
+        pool = connection_pool()
+        if pool is None:
             self.details["pooled"] = False
             return
-        stats = connection.pool.get_stats()
+        stats = pool.get_stats()
         self.details.update(pooled=True, **stats)
         if stats.get("requests_waiting", 0):
             raise ServiceWarning(f"{stats['requests_waiting']} request(s) waiting for a connection")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from hmac import compare_digest
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from health.pool import connection_pool
 from health.probes import stage_lag
 from leads.models import DeadLetter, Lead, LeadStatus, OutboxEvent, Variant
 from pipeline_whisperer.exceptions import problem_response
@@ -138,7 +139,7 @@ def _posteriors() -> list[Metric]:
 
 def _pool() -> Iterator[Metric]:
     """The pool of the worker answering the scrape (each worker has its own, alike in size)."""
-    pool = connection.pool if connection.vendor == "postgresql" else None
+    pool = connection_pool()
     if pool is None:
         return
     stats = pool.get_stats()

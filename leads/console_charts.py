@@ -104,7 +104,8 @@ def timeline_chart(points: Sequence[dict[str, Any]]) -> TimelineChart:
     slot = (WIDTH - MARGIN_LEFT) / max(len(points), 1)
     plot_height = HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
     baseline = HEIGHT - MARGIN_BOTTOM
-    lead_bars, conversion_bars = [], []
+    lead_bars: list[Bar] = []
+    conversion_bars: list[Bar] = []
     for index, point in enumerate(points):
         left = MARGIN_LEFT + index * slot
         day = point["date"].isoformat()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import cast
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
@@ -59,21 +61,24 @@ class StageConsumer:
             close_old_connections()
             logger.info("%s stopped: %s", self.stage.name, self.counts)
 
-    def _process_batch(self, consumer, producer, messages) -> None:  # type: ignore[no-untyped-def]
+    def _process_batch(self, consumer: Consumer, producer: Producer, messages: Sequence[Message]) -> None:
         offsets: dict[tuple[str, int], int] = {}
         for message in messages:
-            if message.error():
-                if message.error().code() != KafkaError._PARTITION_EOF:
-                    logger.warning("%s consume error: %s", self.stage.name, message.error())
+            if error := message.error():
+                if error.code() != KafkaError._PARTITION_EOF:
+                    logger.warning("%s consume error: %s", self.stage.name, error)
                 continue
-            event = event_from_message(
-                topic=message.topic(), key=message.key(), value=message.value(), headers=message.headers()
-            )
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            # The stubs allow None for produced messages; a consumed one always has its position.
+            assert topic is not None and partition is not None and offset is not None  # noqa: S101  # nosec B101
+            # A consumer's headers are a list of (name, bytes or None), never the dict form.
+            headers = cast("list[tuple[str, bytes | None]] | None", message.headers())
+            event = event_from_message(topic=topic, key=message.key(), value=message.value(), headers=headers)
             outcome = self.stage.process(event)
             self.counts[outcome] += 1
             if outcome == "dead":
                 self._publish_dead_letter(producer, event)
-            offsets[(message.topic(), message.partition())] = message.offset() + 1
+            offsets[(topic, partition)] = offset + 1
         producer.flush(10)
         if offsets:
             try:
@@ -82,7 +87,7 @@ class StageConsumer:
                 logger.warning("%s could not commit offsets: %s", self.stage.name, error)
         close_old_connections()
 
-    def _publish_dead_letter(self, producer, event: Event) -> None:  # type: ignore[no-untyped-def]
+    def _publish_dead_letter(self, producer: Producer, event: Event) -> None:
         dead = Event(
             topic=dead_letter_topic(event.topic),
             key=event.key,
@@ -92,7 +97,7 @@ class StageConsumer:
             correlation_id=event.correlation_id,
             headers={**event.headers, "dead_letter_stage": self.stage.name},
         )
-        producer.produce(dead.topic, key=dead.key.encode(), value=dead.value, headers=wire_headers(dead))
+        producer.produce(dead.topic, key=dead.key.encode(), value=dead.value, headers=wire_headers(dead))  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
 
     def _tick(self) -> None:
         """Periodic work between batches: the feedback stage closes stale outreach."""
@@ -123,15 +128,15 @@ class OutboxRelay:
             producer.flush(10)
         logger.info("relay stopped after publishing %s events", self.published)
 
-    def publish_batch(self, producer) -> int:  # type: ignore[no-untyped-def]
+    def publish_batch(self, producer: Producer) -> int:
         rows = list(OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")[: self.batch_size])
         if not rows:
             close_old_connections()
             return 0
         outcomes: dict[int, str | None] = {}  # row id -> None when delivered, else the error
 
-        def report_to(row_id: int):  # type: ignore[no-untyped-def]
-            def report(error, _message) -> None:  # type: ignore[no-untyped-def]
+        def report_to(row_id: int) -> Callable[[KafkaError | None, Message], None]:
+            def report(error: KafkaError | None, _message: Message) -> None:
                 outcomes[row_id] = None if error is None else str(error)
 
             return report
@@ -142,7 +147,7 @@ class OutboxRelay:
                 row.topic,
                 key=row.key.encode(),
                 value=event.value,
-                headers=wire_headers(event),
+                headers=wire_headers(event),  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
                 on_delivery=report_to(row.pk),
             )
             producer.poll(0)

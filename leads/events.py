@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ def encode(payload: Any) -> bytes:
 
 
 def event_from_message(
-    *, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None
+    *, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
 ) -> Event:
     """An Event from a Kafka message's parts; tolerant of anything, so a poison message still
     becomes an Event that can be dead-lettered."""

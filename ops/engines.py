@@ -14,6 +14,7 @@ The connection comes from settings.DATABASES; the password travels in PGPASSWORD
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import shutil
 import sqlite3
@@ -176,7 +177,8 @@ def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subpro
     """Send psql BEGIN, the drop, pg_restore's script and, only if pg_restore finished cleanly,
     COMMIT. Input that ends without COMMIT ends psql's session, and PostgreSQL rolls it all back."""
     sink, source = loading.stdin, script.stdout
-    assert sink is not None and source is not None  # noqa: S101  # nosec B101 - both were opened as pipes
+    # Pipes opened with the default buffering are BufferedReaders, whose read1 forwards what is ready.
+    assert sink is not None and isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101 - both opened as pipes
     try:
         sink.write(f"BEGIN;\n{_DROP_PUBLIC_RELATIONS}\n".encode())
         while chunk := source.read1(1 << 20):

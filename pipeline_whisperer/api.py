@@ -6,7 +6,8 @@ asked for something we cannot give should hear so (400), not get something else.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -54,7 +55,9 @@ class StrictOrderingFilter(OrderingFilter):
 class BoundedJSONParser(JSONParser):
     """DRF's JSON parser, but a body nested too deeply for the decoder is a 400, not a 500."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:

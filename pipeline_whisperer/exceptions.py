@@ -200,10 +200,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
         body = problem_body(
             status=exc.status, detail=exc.message, request=request, code=exc.code, title=exc.title, **exc.extra
         )
-        response = _problem(body)
+        domain_response = _problem(body)
         if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+            domain_response["Retry-After"] = str(exc.retry_after)
+        return domain_response
     if isinstance(exc, DjangoValidationError):
         exc = drf.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

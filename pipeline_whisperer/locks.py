@@ -35,7 +35,8 @@ def leadership(name: str, stop: threading.Event, *, poll_seconds: float = 2.0) -
     with psycopg.connect(**params, autocommit=True) as lock_connection:
         waiting_logged = False
         while not stop.is_set():
-            if lock_connection.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+            acquired = lock_connection.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+            if acquired is not None and acquired[0]:
                 logger.info("leadership of %s taken", name)
                 yield True
                 return

@@ -8,12 +8,12 @@ log lines (secrets inside strings: query strings, messages, exception values, br
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+from sentry_sdk.types import Event, Hint
 
 from pipeline_whisperer.correlation import get_correlation_id
 from pipeline_whisperer.logging import ACCESS_LOGGER, redact_data
@@ -58,7 +58,7 @@ def sentry_init(*, dsn: str, environment: str, release: str, sample_rate: float,
     ignore_logger(ACCESS_LOGGER)
 
 
-def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+def before_send(event: Event, hint: Hint) -> Event:
     """Tag the event with the correlation id of the work that raised it, then redact it.
 
     Runs in the thread that captured the event, so the id bound there is the right one.

@@ -7,6 +7,7 @@ is documented once in docs/CONFIGURATION.md and `.env.production.example`.
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 from pipeline_whisperer import __version__
 from pipeline_whisperer.env import (
@@ -115,6 +116,7 @@ _database = parse_database_url(
     env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'pipeline_whisperer.sqlite3'}"),
     base_dir=BASE_DIR,
 )
+DATABASES: dict[str, dict[str, Any]]  # django-stubs' type: entries mix strings, ints and dicts
 if _database.engine == "django.db.backends.sqlite3":
     DATABASES = {
         "default": {

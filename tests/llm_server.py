@@ -90,6 +90,7 @@ class FakeLlmServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's host is text (bytes only for AF_UNIX)
         return f"http://{host}:{port}/v1"
 
     @property

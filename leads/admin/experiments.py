@@ -14,11 +14,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from leads.admin.domain import ReadOnlyAdmin, apply_to_each
-from leads.models import Experiment, Variant
+from leads.models import Experiment, ExperimentStatus, Variant
 from leads.services import experiments as experiment_services
 
 
-def _set_status(status: Experiment.Status) -> Callable[[Experiment], Experiment]:
+def _set_status(status: ExperimentStatus) -> Callable[[Experiment], Experiment]:
     return lambda experiment: experiment_services.experiment_set_status(experiment=experiment, status=status)
 
 

@@ -225,7 +225,8 @@ class ExperimentCreateSerializer(serializers.Serializer):
         default="",
         help_text="Leave blank to target every persona.",
     )
-    variants = VariantWriteSerializer(many=True, min_length=2, max_length=20)
+    # DRF passes min_length/max_length on to the ListSerializer; the stubs' __init__ lacks them.
+    variants = VariantWriteSerializer(many=True, min_length=2, max_length=20)  # type: ignore[call-arg]
 
 
 class ExperimentUpdateSerializer(serializers.Serializer):

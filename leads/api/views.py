@@ -238,10 +238,12 @@ class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
 
     def _data(self, experiments: list[Experiment]) -> list[dict[str, Any]]:
         context = {**self.get_serializer_context(), **self.experiments_posterior_context(experiments)}
-        return s.ExperimentSerializer(experiments, many=True, context=context).data
+        # With many=True, .data is a ReturnList of dicts; the stubs type it as the single form's ReturnDict.
+        return s.ExperimentSerializer(experiments, many=True, context=context).data  # type: ignore[return-value]
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None  # noqa: S101  # nosec B101 - pagination is configured for every list
         return self.get_paginated_response(self._data(page))
 
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from leads.models import Experiment, Outreach, OutreachTemplate, Variant
+from leads.models import Experiment, ExperimentStatus, Outreach, OutreachTemplate, Variant
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
 MIN_VARIANTS = 2
@@ -58,7 +58,7 @@ def experiment_update(*, experiment: Experiment, **changes: str) -> Experiment:
     return experiment
 
 
-def experiment_set_status(*, experiment: Experiment, status: Experiment.Status) -> Experiment:
+def experiment_set_status(*, experiment: Experiment, status: ExperimentStatus) -> Experiment:
     experiment.status = status
     experiment.save(update_fields=["status", "updated_at"])
     return experiment

@@ -147,7 +147,7 @@ def _send(outreach: Outreach) -> None:
         body=outreach.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[outreach.to_email],
-        headers={"Message-ID": outreach.message_id, "X-Outreach-ID": str(outreach.pk)},
+        headers=_headers(outreach),
     )
     retry_call(
         lambda: message.send(fail_silently=False),
@@ -166,6 +166,14 @@ def _send(outreach: Outreach) -> None:
     )
 
 
+def _headers(outreach: Outreach) -> dict[str, str]:
+    headers = {"X-Outreach-ID": str(outreach.pk)}
+    # A row without one (message_id is nullable) gets Django's own, never the text "None".
+    if outreach.message_id:
+        headers["Message-ID"] = outreach.message_id
+    return headers
+
+
 def _mark_sent(outreach: Outreach) -> None:
     now = timezone.now()
     Outreach.objects.filter(pk=outreach.pk).update(status=Outreach.Status.SENT, sent_at=now, error="", updated_at=now)
@@ -174,7 +182,8 @@ def _mark_sent(outreach: Outreach) -> None:
     # A forced send to a lead who already answered or converted leaves that status as it is.
     lead.filter(status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
     lead_metrics_invalidate()
-    Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
+    if outreach.variant_id is not None:
+        Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
     outbox_emit(
         topic=OUTREACH_EVENTS,
         key=outreach.lead.lightfield_id,

@@ -39,7 +39,7 @@ def _compile(*, subject: str, body: str) -> tuple[Template, Template]:
             errors[field] = [f"Template syntax error: {error}"]
             continue
         # They compile, then fail on every render: there is nothing for them to load.
-        if template.nodelist.get_nodes_by_type((IncludeNode, ExtendsNode)):
+        if template.nodelist.get_nodes_by_type(IncludeNode) or template.nodelist.get_nodes_by_type(ExtendsNode):
             errors[field] = ["Templates may not use {% include %} or {% extends %}."]
         # {% url %} fails on render for a name that does not resolve, and reveals routes for one that does.
         elif template.nodelist.get_nodes_by_type(URLNode):

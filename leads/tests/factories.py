@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import factory
+from django.db.models import Model
 
 from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate, Variant
 
+ModelT = TypeVar("ModelT", bound=Model)
 
-class LeadFactory(factory.django.DjangoModelFactory):
+
+class ModelFactory(factory.django.DjangoModelFactory[ModelT]):
+    """A DjangoModelFactory whose direct call (`LeadFactory(...)`) is typed as the model it creates.
+
+    factory_boy's metaclass makes the call return `create()`'s model, but its `__call__` is
+    unannotated and mypy ignores a metaclass `__call__` anyway, so it types the call as the factory.
+    """
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+        # Typing-only: describes FactoryMetaClass.__call__; never defined at runtime.
+        def __new__(cls, **kwargs: Any) -> ModelT: ...  # type: ignore[misc]  # returns the model
+
+
+class LeadFactory(ModelFactory[Lead]):
     class Meta:
         model = Lead
 
@@ -23,7 +43,7 @@ class LeadFactory(factory.django.DjangoModelFactory):
     pain_points = factory.LazyFunction(lambda: ["low reply rates"])
 
 
-class OutreachTemplateFactory(factory.django.DjangoModelFactory):
+class OutreachTemplateFactory(ModelFactory[OutreachTemplate]):
     class Meta:
         model = OutreachTemplate
 
@@ -32,14 +52,14 @@ class OutreachTemplateFactory(factory.django.DjangoModelFactory):
     body = "Hi {{ contact.first_name }}, from {{ sender.name }}."
 
 
-class ExperimentFactory(factory.django.DjangoModelFactory):
+class ExperimentFactory(ModelFactory[Experiment]):
     class Meta:
         model = Experiment
 
     name = factory.Sequence(lambda n: f"Experiment {n}")
 
 
-class VariantFactory(factory.django.DjangoModelFactory):
+class VariantFactory(ModelFactory[Variant]):
     class Meta:
         model = Variant
 
@@ -48,7 +68,7 @@ class VariantFactory(factory.django.DjangoModelFactory):
     template = factory.SubFactory(OutreachTemplateFactory)
 
 
-class OutreachFactory(factory.django.DjangoModelFactory):
+class OutreachFactory(ModelFactory[Outreach]):
     class Meta:
         model = Outreach
 
@@ -59,7 +79,7 @@ class OutreachFactory(factory.django.DjangoModelFactory):
     body = "Hi there."
 
 
-class EngagementEventFactory(factory.django.DjangoModelFactory):
+class EngagementEventFactory(ModelFactory[EngagementEvent]):
     class Meta:
         model = EngagementEvent
 

@@ -93,7 +93,7 @@ def test_snooze_action_snoozes_the_selected_leads_and_logs_each(admin_client, ad
     assert set(snoozed) == {lead.pk for lead in leads}
     assert Lead.objects.get(pk=untouched.pk).status == Lead.Status.SCORED
     entries = LogEntry.objects.filter(user=admin_user, action_flag=CHANGE)
-    assert sorted(int(e.object_id) for e in entries) == sorted(lead.pk for lead in leads)
+    assert sorted(str(e.object_id) for e in entries) == sorted(str(lead.pk) for lead in leads)
     assert {e.get_change_message() for e in entries} == {"Snoozed from the admin."}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from faker import Faker
@@ -38,12 +39,12 @@ FULL_EVENT = {
 }
 
 
-def _event(**changes: object) -> dict:
+def _event(**changes: object) -> dict[str, Any]:
     """FULL_EVENT with dotted paths replaced (a value of ... removes the key)."""
-    event = copy.deepcopy(FULL_EVENT)
+    event: dict[str, Any] = copy.deepcopy(FULL_EVENT)
     for path, value in changes.items():
         *parents, last = path.split("__")
-        target = event
+        target: Any = event
         for parent in parents:
             target = target[parent]
         if value is ...:

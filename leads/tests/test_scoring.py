@@ -29,7 +29,12 @@ TYPICAL_LEAD = LeadFacts(
 
 
 def _points(reasons: tuple[str, ...]) -> int:
-    return sum(int(re.match(r"\+(\d+): ", reason).group(1)) for reason in reasons)
+    total = 0
+    for reason in reasons:
+        match = re.match(r"\+(\d+): ", reason)
+        assert match is not None, reason
+        total += int(match.group(1))
+    return total
 
 
 def test_rule_scorer_is_deterministic():

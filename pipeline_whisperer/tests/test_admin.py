@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api_key() -> ApiKey:
     key, _ = ApiKey.objects.create_key(name="CRM sync", scope=ApiKey.Scope.WRITE)
+    assert isinstance(key, ApiKey)  # the library's manager is typed for its abstract model
     return key
 
 

@@ -12,7 +12,8 @@ REQUEST_ID = "req-problem-1"
 
 
 def _with_id(client: APIClient) -> APIClient:
-    client.credentials(**client._credentials, HTTP_X_REQUEST_ID=REQUEST_ID)
+    # Keeps the fixture's key; APIClient holds it in a private dict the stubs do not declare.
+    client.credentials(**client._credentials, HTTP_X_REQUEST_ID=REQUEST_ID)  # type: ignore[attr-defined]
     client.raise_request_exception = False
     return client
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.http import HttpRequest
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
+from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from pipeline_whisperer.exceptions import problem_exception_handler
@@ -34,6 +37,7 @@ def limit_of_three(settings) -> None:
 def _key() -> tuple[ApiKey, str]:
     """A read key whose counters have enough of their minute left for the test."""
     api_key, key = ApiKey.objects.create_key(name="limited", scope=ApiKey.Scope.READ)
+    assert isinstance(api_key, ApiKey)  # the library's manager is typed for its abstract model
     wait_for_fresh_minutes(api_key.prefix, needed=10)
     return api_key, key
 
@@ -133,15 +137,15 @@ def test_ratelimited_raised_in_a_view_is_a_429_problem():
     from django_ratelimit.exceptions import Ratelimited
 
     response = problem_exception_handler(Ratelimited(), {"request": None})
-    assert response.status_code == 429
+    assert isinstance(response, Response) and response.status_code == 429
     assert response.data["type"].endswith("/rate-limited")
 
 
 # --- the client's address ------------------------------------------------------------------
 
 
-def _request(forwarded_for: str | None) -> object:
-    extra = {"HTTP_X_FORWARDED_FOR": forwarded_for} if forwarded_for is not None else {}
+def _request(forwarded_for: str | None) -> HttpRequest:
+    extra: dict[str, Any] = {"HTTP_X_FORWARDED_FOR": forwarded_for} if forwarded_for is not None else {}
     return RequestFactory().get("/api/v1/leads", REMOTE_ADDR="10.9.9.9", **extra)
 
 

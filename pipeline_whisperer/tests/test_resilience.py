@@ -55,7 +55,7 @@ def test_first_success_returns_without_sleeping():
 
 
 def test_retryable_failures_are_retried_until_success():
-    flaky, sleeps = Flaky(2), []
+    flaky, sleeps = Flaky(2), list[float]()
 
     assert retry(flaky, sleeps=sleeps) == "done"
     assert flaky.calls == 3
@@ -63,7 +63,7 @@ def test_retryable_failures_are_retried_until_success():
 
 
 def test_last_error_propagates_when_the_attempts_run_out():
-    flaky, sleeps = Flaky(10, TimeoutError("slow")), []
+    flaky, sleeps = Flaky(10, TimeoutError("slow")), list[float]()
 
     with pytest.raises(TimeoutError, match="slow"):
         retry(flaky, attempts=4, sleeps=sleeps)

@@ -12,6 +12,7 @@ import json
 import time
 import urllib.request
 from argparse import ArgumentParser
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,9 @@ from django.core.management.base import BaseCommand, CommandError
 from leads.events import LEADS_RAW, encode
 from leads.services.ingest import lead_ingest_batch
 from leads.services.simulation import simulated_events
+
+# Delivers one batch of simulated Lightfield events to the chosen destination.
+Sender = Callable[[list[dict[str, Any]]], object]
 
 
 class Command(BaseCommand):
@@ -51,17 +55,17 @@ class Command(BaseCommand):
         if options["verbosity"] >= 1:
             self.stdout.write(f"sent {sent} events in {time.monotonic() - started:.1f}s to {options['to']}")
 
-    def _local(self, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def _local(self, options: dict[str, Any]) -> Sender:
         return lambda batch: lead_ingest_batch(events=batch)
 
-    def _api(self, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def _api(self, options: dict[str, Any]) -> Sender:
         if not options["api_key"]:
             raise CommandError("--to api needs --api-key (make one with: manage.py apikey create NAME --scope write)")
         if not options["url"].startswith(("http://", "https://")):
             raise CommandError(f"--url must be an http:// or https:// address (got {options['url']!r})")
         url = options["url"].rstrip("/") + "/api/v1/leads/ingest"
 
-        def post(batch: list[dict]) -> None:
+        def post(batch: list[dict[str, Any]]) -> None:
             request = urllib.request.Request(  # noqa: S310  (the operator names the URL)
                 url,
                 data=json.dumps(batch).encode(),
@@ -74,7 +78,7 @@ class Command(BaseCommand):
 
         return post
 
-    def _kafka(self, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def _kafka(self, options: dict[str, Any]) -> Sender:
         if not settings.KAFKA_BOOTSTRAP_SERVERS:
             raise CommandError("--to kafka needs KAFKA_BOOTSTRAP_SERVERS")
         from leads.consumer import ALL_TOPICS
@@ -83,7 +87,7 @@ class Command(BaseCommand):
         ensure_topics(ALL_TOPICS)
         producer = make_producer()
 
-        def produce(batch: list[dict]) -> None:
+        def produce(batch: list[dict[str, Any]]) -> None:
             for event in batch:
                 producer.produce(LEADS_RAW, key=event["lightfield_id"].encode(), value=encode(event))
                 producer.poll(0)

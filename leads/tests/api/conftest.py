@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from leads.models import Experiment, Lead, Outreach, OutreachTemplate, Persona, Variant
@@ -21,7 +22,7 @@ from pipeline_whisperer.models import ApiKey
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: object) -> None:
+def _fast_password_hashing(settings: Settings) -> None:
     """The session fixtures create users; a slow hasher would dominate these tests' run time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -41,7 +41,7 @@ class Endpoint:
 
     method: str
     path: str
-    body: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    body: Callable[[dict[str, Any]], Any] | None = None  # a JSON object or, for batch routes, a list
     writes: bool = False
     ok: int = 200
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -69,7 +69,7 @@ def test_funnel_covers_the_last_30_days_by_default(api_client):
     _lead(timedelta(days=31))
     body = api_client.get(f"{DASHBOARD}/funnel").json()
     assert body["counts"]["ingested"] == 2
-    since = parse_datetime(body["since"])
+    since = datetime.fromisoformat(body["since"])
     assert timedelta(days=30) <= timezone.now() - since < timedelta(days=30, minutes=1)
 
 
@@ -160,7 +160,7 @@ def test_activity_is_sorted_newest_first_across_kinds(api_client):
     for lead, hours in zip(leads, (2, 5, 8), strict=True):
         outreach = OutreachFactory(lead=lead, sent_at=now - timedelta(hours=hours))
         EngagementEventFactory(outreach=outreach, occurred_at=now - timedelta(hours=hours - 0.5))
-    times = [parse_datetime(row["at"]) for row in api_client.get(f"{DASHBOARD}/activity").json()]
+    times = [datetime.fromisoformat(row["at"]) for row in api_client.get(f"{DASHBOARD}/activity").json()]
     assert len(times) == 9
     assert times == sorted(times, reverse=True)
 

@@ -103,7 +103,7 @@ def test_every_engagement_type_is_accepted(api_client, outreach, event_type):
 def test_an_engagement_without_occurred_at_is_stamped_with_the_time_it_arrived(api_client, outreach):
     before = timezone.now()
     accepted(post(api_client, [{"event_id": "evt-now", "event_type": "opened", "outreach_id": outreach.pk}]))
-    stamped = parse_datetime(queued()[0].payload["occurred_at"])
+    stamped = datetime.fromisoformat(queued()[0].payload["occurred_at"])
     assert before <= stamped <= timezone.now()
 
 

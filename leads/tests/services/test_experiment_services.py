@@ -120,20 +120,20 @@ def test_variant_update_to_a_taken_name_is_a_conflict():
 
 def test_variant_delete_removes_an_unused_arm_of_three():
     experiment = _experiment_with_variants(3)
-    variant_delete(variant=experiment.variants.first())
+    variant_delete(variant=experiment.variants.all()[0])
     assert experiment.variants.count() == 2
 
 
 def test_variant_delete_is_refused_when_only_two_remain():
     experiment = _experiment_with_variants(2)
     with pytest.raises(Conflict, match="at least 2 variants"):
-        variant_delete(variant=experiment.variants.first())
+        variant_delete(variant=experiment.variants.all()[0])
     assert experiment.variants.count() == 2
 
 
 def test_variant_delete_is_refused_when_it_has_sent_outreach():
     experiment = _experiment_with_variants(3)
-    variant = experiment.variants.first()
+    variant = experiment.variants.all()[0]
     OutreachFactory(variant=variant)
     with pytest.raises(Conflict, match="has sent outreach"):
         variant_delete(variant=variant)

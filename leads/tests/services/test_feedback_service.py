@@ -99,7 +99,7 @@ def test_a_repeated_engagement_event_id_changes_nothing():
     outreach = _sent_outreach()
     assert _apply(outreach, "converted", event_id="dup") is not None
     assert _apply(outreach, "converted", event_id="dup") is None
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.successes) == (2.0, 1)
     assert Lead.objects.get(pk=outreach.lead_id).engagement_count == 1
     assert EngagementEvent.objects.count() == 1
@@ -130,7 +130,7 @@ def test_a_conversion_converts_the_lead_and_rewards_the_variant_with_a_success()
     _apply(outreach, "converted")
     outreach.refresh_from_db()
     lead = Lead.objects.get(pk=outreach.lead_id)
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (outreach.status, outreach.reward) == (Outreach.Status.CONVERTED, Outreach.Reward.SUCCESS)
     assert outreach.converted_at is not None and outreach.rewarded_at == outreach.converted_at
     assert (lead.status, lead.converted_at, lead.responded_at) == (
@@ -148,7 +148,7 @@ def test_a_bounce_or_unsubscribe_marks_the_lead_and_rewards_the_variant_with_a_f
     _apply(outreach, event_type)
     outreach.refresh_from_db()
     lead = Lead.objects.get(pk=outreach.lead_id)
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (outreach.status, outreach.reward) == (event_type, Outreach.Reward.FAILURE)
     assert getattr(lead, f"{event_type}_at") == getattr(outreach, f"{event_type}_at")
     assert getattr(lead, f"{event_type}_at") is not None
@@ -162,7 +162,7 @@ def test_a_converted_outreach_keeps_its_status_and_its_one_reward(later):
     _apply(outreach, "converted")
     _apply(outreach, later)
     outreach.refresh_from_db()
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (outreach.status, outreach.reward) == (Outreach.Status.CONVERTED, Outreach.Reward.SUCCESS)
     assert (variant.alpha, variant.beta) == (2.0, 1.0)
 
@@ -212,7 +212,7 @@ def test_an_outreach_gets_exactly_one_reward():
     assert outreach_reward(outreach=outreach, reward=Outreach.Reward.FAILURE, at=at + timedelta(days=1)) is False
     outreach.refresh_from_db()
     assert (outreach.reward, outreach.rewarded_at) == (Outreach.Reward.FAILURE, at)
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.beta, variant.successes, variant.failures) == (1.0, 2.0, 0, 1)
 
 
@@ -220,7 +220,7 @@ def test_an_outreach_gets_exactly_one_reward():
 def test_a_success_raises_alpha_and_successes():
     outreach = _sent_outreach(converted_at=timezone.now())
     assert outreach_reward(outreach=outreach, reward=Outreach.Reward.SUCCESS, at=timezone.now())
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.beta, variant.successes, variant.failures) == (2.0, 1.0, 1, 0)
 
 
@@ -228,7 +228,7 @@ def test_a_success_raises_alpha_and_successes():
 def test_a_failure_raises_beta_and_failures():
     outreach = _sent_outreach()
     assert outreach_reward(outreach=outreach, reward=Outreach.Reward.FAILURE, at=timezone.now())
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.beta, variant.successes, variant.failures) == (1.0, 2.0, 0, 1)
 
 
@@ -238,7 +238,7 @@ def test_a_success_after_a_failure_changes_neither_the_outreach_nor_the_variant(
     outreach_reward(outreach=outreach, reward=Outreach.Reward.FAILURE, at=timezone.now())
     assert outreach_reward(outreach=outreach, reward=Outreach.Reward.SUCCESS, at=timezone.now()) is False
     assert Outreach.objects.get(pk=outreach.pk).reward == Outreach.Reward.FAILURE
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.beta) == (1.0, 2.0)
 
 
@@ -262,7 +262,7 @@ def test_two_workers_claiming_the_same_reward_at_once_give_exactly_one():
     claimed = _in_threads(2, claim)
     assert sorted(claimed) == [False, True]
     winner = rewards[claimed.index(True)]
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert variant.successes + variant.failures == 1
     assert (variant.alpha, variant.beta) == ((2.0, 1.0) if winner == Outreach.Reward.SUCCESS else (1.0, 2.0))
     assert Outreach.objects.get(pk=outreach.pk).reward == winner
@@ -284,7 +284,7 @@ def test_a_claim_waiting_on_an_uncommitted_claim_is_refused_once_it_commits():
         return won
 
     assert _in_threads(2, claim) == [True, False]
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.successes) == (2.0, 1)
 
 
@@ -322,5 +322,5 @@ def test_a_conversion_after_expiry_shows_on_the_outreach_and_lead_but_the_reward
     outreach.refresh_from_db()
     assert (outreach.status, outreach.reward) == (Outreach.Status.CONVERTED, Outreach.Reward.FAILURE)
     assert Lead.objects.get(pk=outreach.lead_id).status == Lead.Status.CONVERTED
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.beta, variant.successes, variant.failures) == (1.0, 2.0, 0, 1)

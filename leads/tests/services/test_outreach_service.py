@@ -156,6 +156,13 @@ def test_outreach_attempt_sends_renders_and_records():
     assert event_was_applied(stage="outreach", event_id="evt-1")
 
 
+def test_a_pending_outreach_without_message_id_is_sent_with_a_generated_message_id():
+    pending = OutreachFactory(lead=_scored_lead(), status=Outreach.Status.PENDING, message_id=None)
+    outreach_attempt(lead_id=pending.lead_id, stage="outreach", event_id="evt-1", rng=random.Random(1))
+    [sent] = mail.outbox
+    assert sent.message()["Message-ID"].startswith("<")
+
+
 def test_outreach_attempt_for_a_refused_lead_returns_none_and_records_the_event():
     lead = _scored_lead(score=0.1)
     VariantFactory()
