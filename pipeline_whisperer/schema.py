@@ -101,6 +101,7 @@ class ProblemAutoSchema(AutoSchema):
         if operation is None:
             return None
         responses = operation["responses"]
+        # An error status the view declared without a body (`404: None`) gets the shared answer too.
         declared = {int(code) for code, response in responses.items() if code.isdigit() and "content" not in response}
         for status in sorted(self._error_statuses(operation) | (declared & _ERRORS.keys())):
             if status in declared or str(status) not in responses:
