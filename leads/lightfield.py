@@ -122,7 +122,13 @@ def _timestamp(value: Any) -> datetime | None:
         parsed = None
     if parsed is None:
         raise InvalidEvent("timestamp must be an ISO 8601 date-time")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not parsed.tzinfo:
+        return parsed.replace(tzinfo=UTC)
+    # ISO 8601 allows UTC offsets up to 23:59 and PostgreSQL refuses any beyond 15:59: keep UTC.
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidEvent("timestamp must fall between the years 1 and 9999 in UTC") from None
 
 
 # --- Fakes ------------------------------------------------------------------------------

@@ -324,7 +324,7 @@ REST_FRAMEWORK = {
         "pipeline_whisperer.api.StrictOrderingFilter",
     ],
     "EXCEPTION_HANDLER": "pipeline_whisperer.exceptions.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "pipeline_whisperer.schema.ProblemAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

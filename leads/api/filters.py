@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from leads.models import Lead, Outreach, Persona
 
@@ -23,6 +25,22 @@ class _LeadFilterForm(forms.Form):
         return cleaned
 
 
+class _UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 allows UTC offsets up to 23:59 and PostgreSQL refuses any beyond 15:59, so the
+    instant is compared in UTC; one outside years 1-9999 in UTC is invalid (400), not a 500."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        try:
+            return parsed.astimezone(UTC) if parsed is not None else None
+        except OverflowError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _UtcIsoDateTimeField
+
+
 class LeadFilter(django_filters.FilterSet):
     # distinct=False: these filter the lead's own columns (no joins), and DISTINCT over every column
     # would make the count and the page far slower on a large table.
@@ -31,8 +49,8 @@ class LeadFilter(django_filters.FilterSet):
     min_score = django_filters.NumberFilter(field_name="score", lookup_expr="gte", min_value=0, max_value=1)
     max_score = django_filters.NumberFilter(field_name="score", lookup_expr="lte", min_value=0, max_value=1)
     industry = django_filters.CharFilter(field_name="company_industry", lookup_expr="iexact", max_length=100)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Lead
@@ -46,8 +64,8 @@ class OutreachFilter(django_filters.FilterSet):
     lightfield_id = django_filters.CharFilter(field_name="lead__lightfield_id", max_length=64)
     variant = django_filters.NumberFilter(field_name="variant_id", min_value=1)
     experiment = django_filters.NumberFilter(field_name="variant__experiment_id", min_value=1)
-    sent_after = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
-    sent_before = django_filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+    sent_after = UtcIsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_before = UtcIsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
 
     class Meta:
         model = Outreach

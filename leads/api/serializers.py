@@ -28,7 +28,21 @@ from leads.selectors import VariantPosterior
 _LEAD_EDITABLE = list(Lead.DESCRIPTIVE_FIELDS)
 
 
+def _blank_choice(choices: list[tuple[str, str]]) -> serializers.ChoiceField:
+    """A read-only choice that may be "" (unset). DRF drops `allow_blank` from read-only model
+    fields, so without this the schema would promise a value from the enum where we send ""."""
+    return serializers.ChoiceField(choices=choices, allow_blank=True, read_only=True)
+
+
+def _blank_email() -> serializers.CharField:
+    """A read-only address that may be "": a plain string, since "" is not of the email format."""
+    return serializers.CharField(read_only=True, help_text="The contact's email address; empty when unknown.")
+
+
 class LeadListSerializer(serializers.ModelSerializer):
+    company_size = _blank_choice(CompanySize.choices)
+    contact_email = _blank_email()
+
     class Meta:
         model = Lead
         fields = [
@@ -50,6 +64,10 @@ class LeadListSerializer(serializers.ModelSerializer):
 
 
 class LeadDetailSerializer(serializers.ModelSerializer):
+    company_size = _blank_choice(CompanySize.choices)
+    budget_range = _blank_choice(BudgetRange.choices)
+    contact_email = _blank_email()
+
     class Meta:
         model = Lead
         fields = [
@@ -202,6 +220,7 @@ class VariantSerializer(serializers.ModelSerializer):
 
 class ExperimentSerializer(serializers.ModelSerializer):
     variants = VariantSerializer(many=True, read_only=True)
+    target_persona = _blank_choice(Persona.choices)
 
     class Meta:
         model = Experiment
@@ -247,6 +266,7 @@ class VariantUpdateSerializer(serializers.Serializer):
 class OutreachSerializer(serializers.ModelSerializer):
     lightfield_id = serializers.CharField(source="lead.lightfield_id", read_only=True)
     experiment = serializers.IntegerField(source="variant.experiment_id", read_only=True, allow_null=True)
+    reward = _blank_choice(Outreach.Reward.choices)
 
     class Meta:
         model = Outreach

@@ -201,7 +201,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         request=s.TemplateDraftPreviewSerializer,
-        responses=s.RenderedMessageSerializer,
+        responses={200: s.RenderedMessageSerializer, 404: None},
         operation_id="v1_templates_preview_draft",
     )
     @action(detail=False, methods=["post"], url_path="preview")

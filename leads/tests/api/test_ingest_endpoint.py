@@ -253,6 +253,19 @@ def test_a_nul_character_the_database_cannot_store_is_refused_by_index_not_a_ser
     assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-clean"]
 
 
+def test_a_timestamp_with_an_offset_postgresql_cannot_store_is_kept_in_utc(api_client):
+    # ISO 8601 allows offsets up to 23:59; PostgreSQL refuses any beyond 15:59 (this was a 500).
+    accepted(ingest(api_client, lightfield_event("lf-far-east", timestamp="2025-03-04T17:25:07+17:19")))
+    lead = Lead.objects.get(lightfield_id="lf-far-east")
+    assert lead.lightfield_created_at == datetime(2025, 3, 4, 0, 6, 7, tzinfo=UTC)
+
+
+def test_a_timestamp_out_of_range_in_utc_is_refused_by_index(api_client):
+    event = lightfield_event("lf-too-early", timestamp="0001-01-01T00:00:00+17:00")
+    body = accepted(ingest(api_client, [lightfield_event("lf-fine"), event]))
+    assert body["items"][1]["error"].startswith("timestamp")
+
+
 # --- Upsert by lightfield_id ------------------------------------------------------------
 
 

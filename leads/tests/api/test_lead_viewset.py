@@ -164,6 +164,18 @@ def test_created_after_filter_keeps_leads_created_since(api_client):
     assert _ids(api_client.get(LEADS, {"created_after": since})) == [recent.pk]
 
 
+def test_created_after_with_an_offset_postgresql_cannot_store_is_compared_in_utc(api_client):
+    # ISO 8601 allows offsets up to 23:59; PostgreSQL refuses any beyond 15:59 (this was a 500).
+    _created(LeadFactory(), timedelta(days=10))
+    recent = _created(LeadFactory(), timedelta(days=1))
+    since = (timezone.now() - timedelta(days=5)).astimezone(timezone.get_fixed_timezone(17 * 60 + 19))
+    assert _ids(api_client.get(LEADS, {"created_after": since.isoformat()})) == [recent.pk]
+
+
+def test_created_after_that_is_out_of_range_in_utc_is_refused_naming_it(api_client):
+    assert_problem(api_client.get(LEADS, {"created_after": "0001-01-01T00:00:00+17:00"}), 400, ["created_after"])
+
+
 def test_created_before_filter_keeps_leads_created_earlier(api_client):
     old = _created(LeadFactory(), timedelta(days=10))
     _created(LeadFactory(), timedelta(days=1))

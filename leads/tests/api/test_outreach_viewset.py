@@ -133,6 +133,14 @@ def test_sent_window_filters_keep_outreach_sent_inside_it(api_client):
     assert _ids(api_client.get(OUTREACH, params)) == [inside.pk]
 
 
+def test_sent_after_with_an_offset_postgresql_cannot_store_is_compared_in_utc(api_client):
+    now = timezone.now()
+    OutreachFactory(sent_at=now - timedelta(days=10))
+    recent = OutreachFactory(sent_at=now - timedelta(days=1))
+    since = (now - timedelta(days=5)).astimezone(timezone.get_fixed_timezone(-(17 * 60 + 19)))
+    assert _ids(api_client.get(OUTREACH, {"sent_after": since.isoformat()})) == [recent.pk]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -142,6 +150,7 @@ def test_sent_window_filters_keep_outreach_sent_inside_it(api_client):
         ({"variant": "-3"}, "variant"),
         ({"experiment": "x"}, "experiment"),
         ({"sent_after": "soon"}, "sent_after"),
+        ({"sent_before": "9999-12-31T23:00:00-17:00"}, "sent_before"),
         ({"lightfield_id": "x" * 65}, "lightfield_id"),
     ],
 )
