@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import F
@@ -151,5 +151,18 @@ def _advance_lead(lead_id: int, event_type: str, at: datetime) -> None:
 
 
 def _when(value: Any) -> datetime:
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    return parsed or timezone.now()
+    """When an engagement happened, in UTC: events produced straight to Kafka are not validated
+    by the API, and PostgreSQL refuses UTC offsets beyond 15:59 that ISO 8601 allows. A time that
+    is missing or unreadable is taken as now."""
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but impossible, such as month 13
+        parsed = None
+    if parsed is None:
+        return timezone.now()
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return timezone.now()

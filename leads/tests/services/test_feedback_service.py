@@ -74,6 +74,25 @@ def test_engagement_apply_records_the_event_and_moves_the_outreach_forward():
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("at", "stored"),
+    [
+        ("2025-03-01T10:00:00+17:19", "2025-02-28T16:41:00+00:00"),  # an offset PostgreSQL refuses
+        ("2025-03-01T10:00:00", "2025-03-01T10:00:00+00:00"),  # no offset: UTC
+    ],
+)
+def test_engagement_apply_stores_the_time_in_utc(at, stored):
+    assert _apply(_sent_outreach(), "opened", at=at).occurred_at.isoformat() == stored
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("at", ["2025-13-01T10:00:00Z", "not a time", "0001-01-01T00:00:00+05:00"])
+def test_engagement_apply_takes_an_unreadable_time_as_now(at):
+    before = timezone.now()
+    assert _apply(_sent_outreach(), "opened", at=at).occurred_at >= before
+
+
+@pytest.mark.django_db
 def test_an_earlier_status_after_a_later_one_keeps_the_later_status_but_records_its_time():
     outreach = _sent_outreach()
     _apply(outreach, "replied")
