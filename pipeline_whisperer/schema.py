@@ -110,7 +110,7 @@ class ProblemAutoSchema(AutoSchema):
 
     def _error_statuses(self, operation: dict[str, Any]) -> set[int]:
         statuses = {503}
-        if any(not issubclass(permission, AllowAny) for permission in self.view.permission_classes):
+        if any(not isinstance(permission, AllowAny) for permission in self.view.get_permissions()):
             statuses |= {401, 403, 429}
         parameters = {(parameter["in"], parameter["name"]) for parameter in operation.get("parameters", [])}
         if any(location == "path" for location, _ in parameters) or ("query", _PAGE_PARAMETER) in parameters:
