@@ -213,26 +213,22 @@ def soak(minutes: float, threads: int) -> dict:
 
 
 def _environment(redis_url: str, bootstrap: str, smtp_port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": redis_url,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "KAFKA_TOPIC_PARTITIONS": "3",
-        "KAFKA_PUBLISH_TIMEOUT_SECONDS": "5",
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_port),
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "soak-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "RATE_LIMIT_PER_MINUTE": "100000000",
-        "RATE_LIMIT_PER_HOUR": "1000000000",
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_MAX_REQUESTS": "0",  # no worker recycling: memory growth must show
-        "LOG_LEVEL": "WARNING",
-    }
+    from tests.stand_ins import loopback_env
+
+    return loopback_env(
+        database_url=DATABASE_URL,
+        bootstrap=bootstrap,
+        smtp_port=smtp_port,
+        REDIS_URL=redis_url,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="soak-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        RATE_LIMIT_PER_MINUTE="100000000",
+        RATE_LIMIT_PER_HOUR="1000000000",
+        WEB_CONCURRENCY="2",
+        GUNICORN_MAX_REQUESTS="0",  # no worker recycling: memory growth must show
+        LOG_LEVEL="WARNING",
+    )
 
 
 def _manage(env: dict[str, str], *arguments: str) -> str:

@@ -182,10 +182,17 @@ def pipeline_env(*, database_name: str, bootstrap: str, smtp_port: int, **extra:
 
     database = settings.DATABASES["default"]
     host = f"{database['HOST']}:{database['PORT'] or 5432}"
+    database_url = f"postgres://{database['USER']}@{host}/{database_name}"
+    return loopback_env(database_url=database_url, bootstrap=bootstrap, smtp_port=smtp_port, **extra)
+
+
+def loopback_env(*, database_url: str, bootstrap: str, smtp_port: int, **extra: str) -> dict[str, str]:
+    """The production shape on loopback: this environment plus the database, broker and SMTP sink
+    given, with short Kafka timeouts (the tests' and the soak run's)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
         {
-            "DATABASE_URL": f"postgres://{database['USER']}@{host}/{database_name}",
+            "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_TOPIC_PARTITIONS": "3",
