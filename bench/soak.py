@@ -221,7 +221,7 @@ def _environment(redis_url: str, bootstrap: str, smtp_port: int) -> dict[str, st
         smtp_port=smtp_port,
         REDIS_URL=redis_url,
         DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="soak-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        DJANGO_SECRET_KEY="soak-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106 - a throwaway run
         DJANGO_SECURE_SSL_REDIRECT="0",
         RATE_LIMIT_PER_MINUTE="100000000",
         RATE_LIMIT_PER_HOUR="1000000000",
