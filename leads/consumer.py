@@ -115,6 +115,7 @@ class OutboxRelay:
     def __init__(self, stop: threading.Event, *, batch_size: int = 500, idle_seconds: float = 0.2) -> None:
         self.stop, self.batch_size, self.idle_seconds = stop, batch_size, idle_seconds
         self.published = 0
+        self.delivery_failed = False  # the last batch stopped at a failed delivery
 
     def run(self) -> None:
         with leadership("outbox-relay", self.stop) as leading:
@@ -125,6 +126,12 @@ class OutboxRelay:
             while not self.stop.is_set():
                 if self.publish_batch(producer) == 0:
                     self.stop.wait(self.idle_seconds)
+                if self.delivery_failed:
+                    # After deliveries timed out while the brokers were away, an idempotent
+                    # producer can be fenced for good (PRODUCER_FENCED on every later send): retry
+                    # with a fresh one. Rows go again in order; consumers skip any duplicate.
+                    producer.purge()
+                    producer, self.delivery_failed = make_producer(), False
             producer.flush(10)
         logger.info("relay stopped after publishing %s events", self.published)
 
@@ -163,6 +170,7 @@ class OutboxRelay:
             error = outcomes.get(failed.pk) or "not delivered in time"
             OutboxEvent.objects.filter(pk=failed.pk).update(attempts=failed.attempts + 1, last_error=error)
             logger.warning("relay: delivery of %s failed (%s); it will be retried", failed.event_id, error)
+            self.delivery_failed = True
             self.stop.wait(1.0)
         self.published += len(done)
         close_old_connections()

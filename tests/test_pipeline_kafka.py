@@ -246,6 +246,28 @@ def test_ingest_answers_while_the_broker_is_down_and_everything_flows_when_it_re
     assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
 
 
+def test_the_relay_recovers_when_deliveries_time_out_during_a_long_broker_outage(
+    api_client, pipeline, broker, smtp_sink, experiment
+):
+    """Longer than KAFKA_PUBLISH_TIMEOUT_SECONDS: the idempotent producer's messages time out,
+    which can leave it fenced for good; the relay must carry on with a new one."""
+    for stage in STAGES:
+        pipeline(stage)
+    before = list(simulated_events(count=5, seed=8, prefix="before"))
+    assert api_client.post("/api/v1/leads/ingest", before, format="json").status_code == 202
+    wait_until(leads_settled(5), what="the first leads")
+
+    broker.pause()
+    during = list(simulated_events(count=20, seed=9, prefix="during"))
+    assert api_client.post("/api/v1/leads/ingest", during, format="json").status_code == 202
+    time.sleep(35)  # well past the 5 s publish timeout of the stage processes (pipeline_env)
+    broker.resume()
+
+    wait_until(leads_settled(25), timeout=120, what="every lead after a long outage")
+    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
+
+
 def test_two_processes_of_one_stage_share_its_partitions(pipeline, broker, experiment):
     scorers = [pipeline("scorer"), pipeline("scorer")]
     events = list(simulated_events(count=90, seed=7, prefix="shared"))
