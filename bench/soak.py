@@ -2,7 +2,7 @@
 
 The production shape on loopback: gunicorn (deploy/gunicorn.conf.py, 2 workers), the relay and
 the three stages as `run_pipeline` processes, PostgreSQL, a Redis and a tansu broker of its own,
-an SMTP sink. Load threads read (lead list, stats, experiments, dashboard), ingest batches of 10
+an SMTP sink. Load threads read (lead list, stats, experiments, dashboard), ingest batches of 5
 new leads and post engagement for sent outreach. During the run the scorer is killed (SIGKILL)
 and restarted, Redis is restarted, and the broker is frozen for 30 s.
 
