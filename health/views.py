@@ -1,8 +1,9 @@
 """Health probes (JSON, 200 or 503) and the Prometheus /metrics endpoint.
 
 Liveness is a plain view that touches nothing, so a database or cache outage never restarts
-pods. Readiness, startup and detailed run django-health-check checks; the library answers 500
-on failure and renders several formats, so `ProbeView` always answers our JSON with 503.
+pods (health.middleware answers it ahead of the stack). Readiness, startup and detailed run
+django-health-check checks; the library answers 500 on failure and renders several formats, so
+`ProbeView` always answers our JSON with 503. Readiness and startup reuse a recent answer.
 """
 
 from __future__ import annotations
