@@ -214,7 +214,7 @@ def file_sha256(path: Path) -> str:
 
 def _info(path: Path) -> BackupInfo:
     match = _NAME.match(path.name)
-    assert match is not None  # noqa: S101  # nosec B101 - callers pass only names the pattern accepted
+    assert match is not None  # noqa: S101  # nosec B101  # callers pass only names the pattern accepted
     try:
         manifest = manifest_read(path=path)
     except BackupError:

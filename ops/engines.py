@@ -18,7 +18,7 @@ import io
 import os
 import shutil
 import sqlite3
-import subprocess  # nosec B404 - runs pg_dump, pg_restore and psql with argument lists
+import subprocess  # nosec B404  # runs pg_dump, pg_restore and psql with argument lists
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
@@ -92,7 +92,7 @@ def _wait(process: subprocess.Popen[bytes], *, what: str) -> None:
 
 def _start(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(command, stderr=subprocess.PIPE, **kwargs)  # nosec B603 - our own argument list
+        return subprocess.Popen(command, stderr=subprocess.PIPE, **kwargs)  # nosec B603  # our own argument list
     except OSError as error:
         raise BackupError(f"cannot run {command[0]}: {error.strerror}") from error
 
@@ -178,7 +178,7 @@ def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subpro
     COMMIT. Input that ends without COMMIT ends psql's session, and PostgreSQL rolls it all back."""
     sink, source = loading.stdin, script.stdout
     # Pipes opened with the default buffering are BufferedReaders, whose read1 forwards what is ready.
-    assert sink is not None and isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101 - both opened as pipes
+    assert sink is not None and isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101  # both opened as pipes
     try:
         sink.write(f"BEGIN;\n{_DROP_PUBLIC_RELATIONS}\n".encode())
         while chunk := source.read1(1 << 20):
@@ -281,7 +281,7 @@ def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         )
     ]
-    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608  # nosec B608
+    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608
     return Snapshot(
         engine_version=sqlite3.sqlite_version,
         migrations=_migrations(connection.execute("SELECT app, name FROM django_migrations")),

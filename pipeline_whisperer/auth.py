@@ -31,7 +31,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("The API key is unknown or revoked.") from None
         # The library types get_from_key as its abstract model; our manager returns ApiKeys.
-        assert isinstance(api_key, ApiKey)  # noqa: S101  # nosec B101 - narrowing for the type checker
+        assert isinstance(api_key, ApiKey)  # noqa: S101  # nosec B101  # narrowing for the type checker
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("The API key has expired.")
         _touch(api_key)

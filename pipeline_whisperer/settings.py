@@ -34,7 +34,7 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise SettingsError("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off")
-    SECRET_KEY = "insecure-development-key-only-for-DJANGO_DEBUG-1"  # noqa: S105  # nosec B105 - debug only
+    SECRET_KEY = "insecure-development-key-only-for-DJANGO_DEBUG-1"  # noqa: S105  # nosec B105  # debug only
 elif len(SECRET_KEY) < 50 and not DEBUG:
     raise SettingsError("DJANGO_SECRET_KEY must be at least 50 characters when DJANGO_DEBUG is off")
 

@@ -243,7 +243,7 @@ class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        assert page is not None  # noqa: S101  # nosec B101 - pagination is configured for every list
+        assert page is not None  # noqa: S101  # nosec B101  # pagination is configured for every list
         return self.get_paginated_response(self._data(page))
 
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 method="POST",
                 headers={"Content-Type": "application/json", "X-API-Key": options["api_key"]},
             )
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # nosec B310 - http(s) URL checked above
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # nosec B310  # http(s) URL checked above
                 if response.status != 202:
                     raise CommandError(f"{url} answered {response.status}")
 
