@@ -114,18 +114,7 @@ class LeadAdmin(admin.ModelAdmin):
         ("Story", {"fields": ("story",)}),
         (
             None,
-            {
-                "fields": (
-                    "lightfield_id",
-                    "status",
-                    "score",
-                    "persona",
-                    "scoring_model",
-                    "scoring_reasons",
-                    "scored_at",
-                    "failure_reason",
-                )
-            },
+            {"fields": Lead.PIPELINE_FIELDS},
         ),
         (
             "Company",

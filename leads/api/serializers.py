@@ -72,14 +72,7 @@ class LeadDetailSerializer(serializers.ModelSerializer):
         model = Lead
         fields = [
             "id",
-            "lightfield_id",
-            "status",
-            "score",
-            "persona",
-            "scoring_model",
-            "scoring_reasons",
-            "scored_at",
-            "failure_reason",
+            *Lead.PIPELINE_FIELDS,
             *_LEAD_EDITABLE,
             "raw_payload",
             "lightfield_created_at",

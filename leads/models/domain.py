@@ -55,6 +55,11 @@ class Lead(models.Model):
         "source_channel", "source_campaign", "source_referrer",
         "tech_stack", "pain_points", "budget_range", "timeline",
     )  # fmt: skip
+    # What the pipeline records about a lead: identity, status and the score with its reasons.
+    PIPELINE_FIELDS = (
+        "lightfield_id", "status", "score", "persona",
+        "scoring_model", "scoring_reasons", "scored_at", "failure_reason",
+    )  # fmt: skip
 
     lightfield_id = models.CharField(max_length=64, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RAW)
