@@ -221,14 +221,25 @@ def test_a_stage_killed_mid_batch_contacts_nobody_twice_and_counts_every_reward_
         assert (variant.alpha, variant.beta) == (1 + variant.successes, 1 + variant.failures)
 
 
+def _pipeline_settled(api_client, pipeline, *, leads: int, seed: int) -> None:
+    """Every stage running, with `leads` leads through it (so each has joined its group)."""
+    for stage in STAGES:
+        pipeline(stage)
+    before = list(simulated_events(count=leads, seed=seed, prefix="before"))
+    assert api_client.post("/api/v1/leads/ingest", before, format="json").status_code == 202
+    wait_until(leads_settled(leads), what="the first leads")
+
+
+def _everything_flowed_once(leads: int, what: str) -> None:
+    wait_until(leads_settled(leads), timeout=120, what=what)
+    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
+
+
 def test_ingest_answers_while_the_broker_is_down_and_everything_flows_when_it_returns(
     api_client, pipeline, broker, smtp_sink, experiment
 ):
-    for stage in STAGES:
-        pipeline(stage)
-    before = list(simulated_events(count=10, seed=5, prefix="before"))
-    assert api_client.post("/api/v1/leads/ingest", before, format="json").status_code == 202
-    wait_until(leads_settled(10), what="the first leads")
+    _pipeline_settled(api_client, pipeline, leads=10, seed=5)
 
     broker.pause()
     during = list(simulated_events(count=40, seed=6, prefix="during"))
@@ -241,9 +252,7 @@ def test_ingest_answers_while_the_broker_is_down_and_everything_flows_when_it_re
     assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= 40
     broker.resume()
 
-    wait_until(leads_settled(50), timeout=120, what="every lead after the broker returned")
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
-    assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
+    _everything_flowed_once(50, what="every lead after the broker returned")
 
 
 def test_the_relay_recovers_when_deliveries_time_out_during_a_long_broker_outage(
@@ -251,11 +260,7 @@ def test_the_relay_recovers_when_deliveries_time_out_during_a_long_broker_outage
 ):
     """Longer than KAFKA_PUBLISH_TIMEOUT_SECONDS: the idempotent producer's messages time out,
     which can leave it fenced for good; the relay must carry on with a new one."""
-    for stage in STAGES:
-        pipeline(stage)
-    before = list(simulated_events(count=5, seed=8, prefix="before"))
-    assert api_client.post("/api/v1/leads/ingest", before, format="json").status_code == 202
-    wait_until(leads_settled(5), what="the first leads")
+    _pipeline_settled(api_client, pipeline, leads=5, seed=8)
 
     broker.pause()
     during = list(simulated_events(count=20, seed=9, prefix="during"))
@@ -263,9 +268,7 @@ def test_the_relay_recovers_when_deliveries_time_out_during_a_long_broker_outage
     time.sleep(35)  # well past the 5 s publish timeout of the stage processes (pipeline_env)
     broker.resume()
 
-    wait_until(leads_settled(25), timeout=120, what="every lead after a long outage")
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
-    assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
+    _everything_flowed_once(25, what="every lead after a long outage")
 
 
 def test_two_processes_of_one_stage_share_its_partitions(pipeline, broker, experiment):
