@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connection
 
-from leads.events import LEADS_RAW
 from leads.models import Lead
 from leads.services.simulation import simulated_events
+from leads.topics import LEADS_RAW
 from pipeline_whisperer.logging import ACCESS_LOGGER
 from pipeline_whisperer.tests.support import captured_log_lines
 from tests.stand_ins import PipelineProcess, SmtpSink, TansuBroker, pipeline_env
@@ -74,4 +74,8 @@ def test_the_relay_and_the_stage_log_the_event_under_the_request_id(api_client, 
     assert published
     assert {line["correlation_id"] for line in published} == {"req-kafka-2"}
     [applied] = [line for line in _json_lines(scorer) if line.get("outcome") == "applied"]
-    assert (applied["logger"], applied["stage"], applied["correlation_id"]) == ("leads.stages", "scorer", "req-kafka-2")
+    assert (applied["logger"], applied["stage"], applied["correlation_id"]) == (
+        "leads.pipeline.stages",
+        "scorer",
+        "req-kafka-2",
+    )

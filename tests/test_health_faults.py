@@ -18,7 +18,7 @@ from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from health.probes import STAGE_TOPICS
-from leads.events import LEADS_RAW
+from leads.topics import LEADS_RAW
 from pipeline_whisperer.kafka import consumer_lag, ensure_topics, make_producer
 from tests.stand_ins import ROOT, TansuBroker, free_port, wait_for_port
 

@@ -16,11 +16,12 @@ from aiosmtpd.controller import Controller
 from django.core.management import call_command
 from django.utils import timezone
 
-from leads.events import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS, encode
-from leads.inprocess import deliver_outbox
 from leads.models import DeadLetter, EngagementEvent, Lead, OutboxEvent, Outreach, Variant
-from leads.services.outbox import dead_letter_retry
+from leads.pipeline.events import encode
+from leads.pipeline.inprocess import drain
+from leads.services.pipeline import dead_letter_retry
 from leads.tests.factories import ExperimentFactory, OutreachTemplateFactory, VariantFactory
+from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 from tests.stand_ins import SmtpSink, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -465,7 +466,7 @@ def test_a_poison_event_is_dead_lettered_with_its_error_and_later_events_still_f
     poison = _outbox_row(LEADS_RAW, "", {"lightfield_id": ""})
     _outbox_row(LEADS_RAW, "lf-after-poison", lightfield_event("lf-after-poison"))
 
-    deliver_outbox()
+    drain()
 
     dead = DeadLetter.objects.get()
     assert (dead.stage, dead.topic, dead.event_id, dead.attempts) == ("scorer", LEADS_RAW, str(poison.event_id), 1)
@@ -478,7 +479,7 @@ def test_a_poison_event_is_dead_lettered_with_its_error_and_later_events_still_f
 
 def test_a_delivered_outbox_row_is_not_delivered_again(api_client, mailbox, variants):
     ingest(api_client, lightfield_event("lf-once"))
-    assert deliver_outbox() == 0
+    assert drain() == 0
     assert len(mailbox.received()) == 1
 
 
@@ -514,7 +515,7 @@ def test_a_send_delivered_again_after_an_smtp_outage_keeps_its_message_id(api_cl
     try:
         # The bus hands the same leads.scored event to the stage again, as Kafka would after a crash.
         OutboxEvent.objects.filter(topic=LEADS_SCORED).update(published_at=None)
-        deliver_outbox()
+        drain()
         [mail] = sink.received()
     finally:
         sink.stop()

@@ -11,10 +11,11 @@ import pytest
 from confluent_kafka import Consumer
 from django.db import connection
 
-from leads.events import LEADS_RAW, LEADS_SCORED, dead_letter_topic, encode
 from leads.models import DeadLetter, Lead, OutboxEvent, Outreach, Variant
+from leads.pipeline.events import encode
 from leads.services.simulation import simulated_events
 from leads.tests.factories import ExperimentFactory, OutreachTemplateFactory, VariantFactory
+from leads.topics import LEADS_RAW, LEADS_SCORED, dead_letter_topic
 from pipeline_whisperer.kafka import make_producer
 from tests.stand_ins import PipelineProcess, SmtpSink, TansuBroker, pipeline_env
 

@@ -7,7 +7,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from health import checks
 from health.probes import STAGE_TOPICS
-from leads.stages import STAGES
+from leads.pipeline.stages import STAGES
 
 
 def test_liveness_answers_ok_without_touching_the_database(client):

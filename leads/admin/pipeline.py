@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from leads.admin.domain import ReadOnlyAdmin, apply_to_each
 from leads.models import DeadLetter, OutboxEvent
-from leads.services.outbox import dead_letter_discard, dead_letter_retry, outbox_discard, outbox_retry
+from leads.services.pipeline import dead_letter_discard, dead_letter_retry, outbox_discard, outbox_retry
 
 
 class PublishedFilter(admin.SimpleListFilter):
@@ -25,7 +25,7 @@ class PublishedFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
         if self.value() == "pending":
-            return queryset.filter(published_at__isnull=True)
+            return queryset.pending()
         if self.value() == "published":
             return queryset.filter(published_at__isnull=False)
         return queryset
@@ -52,7 +52,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
         apply_to_each(self, request, queryset, lambda row: outbox_discard(row=row), "Discarded")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        backlog = OutboxEvent.objects.filter(published_at__isnull=True).count()
+        backlog = OutboxEvent.objects.pending().count()
         extra_context = {**(extra_context or {}), "title": f"Outbox: {backlog} event(s) waiting to be published"}
         return super().changelist_view(request, extra_context)
 

@@ -6,6 +6,13 @@ from django.db import models
 from django.db.models import Q
 
 
+class OutboxQuerySet(models.QuerySet["OutboxEvent"]):
+    def pending(self) -> OutboxQuerySet:
+        """Rows not yet published (or, in-process, not yet delivered), oldest first: the one
+        query the relay, the in-process bus, the health checks and the console share."""
+        return self.filter(published_at__isnull=True).order_by("id")
+
+
 class OutboxEvent(models.Model):
     """An event written in the same transaction as the change that caused it.
 
@@ -24,6 +31,8 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+
+    objects = OutboxQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -8,6 +8,7 @@ outreach row, so concurrent workers cannot both reward it, and the posterior mov
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +20,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leads.caching import lead_metrics_invalidate
-from leads.events import OUTREACH_EVENTS
 from leads.models import EngagementEvent, Lead, Outreach, Variant
-from leads.services.outbox import Emission, outbox_emit_many
+from leads.outbox import Emission, outbox_emit_many
 from leads.services.outreach import FINAL_STATUSES
+from leads.topics import OUTREACH_EVENTS
 
 # An expired outreach has had its reward: a late open, click or reply does not reopen it.
 _STATUS_RANK = {
@@ -86,11 +87,34 @@ def engagement_submit(*, events: Sequence[dict[str, Any]]) -> list[EngagementIte
     return items
 
 
+def engagement_apply_batch(*, events: Sequence[dict[str, Any]]) -> list[EngagementEvent]:
+    """Apply a batch of engagements in order; call inside the stage's transaction. The batch's
+    outreach rows are locked in one query (in id order, so concurrent workers cannot deadlock)
+    and each variant's counters move once, by the batch's total. A repeated event_id changes
+    nothing; an unknown outreach raises Outreach.DoesNotExist."""
+    ids = sorted({event["outreach_id"] for event in events})
+    locked = Outreach.objects.select_for_update().select_related("lead").filter(pk__in=ids).order_by("pk")
+    outreach = {row.pk: row for row in locked}
+    tally: Counter[tuple[int, str]] = Counter()
+    applied = []
+    for event in events:
+        if event["outreach_id"] not in outreach:
+            raise Outreach.DoesNotExist("Outreach matching query does not exist.")
+        engagement = _apply(event, outreach[event["outreach_id"]], tally)
+        if engagement is not None:
+            applied.append(engagement)
+    _move_variants(tally)
+    return applied
+
+
 def engagement_apply(*, event: dict[str, Any]) -> EngagementEvent | None:
-    """Apply one engagement; call inside the stage's transaction. A repeated event_id changes nothing."""
+    """Apply one engagement; call inside a transaction. A repeated event_id changes nothing."""
+    return next(iter(engagement_apply_batch(events=[event])), None)
+
+
+def _apply(event: dict[str, Any], outreach: Outreach, tally: Counter[tuple[int, str]]) -> EngagementEvent | None:
     event_type = event["event_type"]
     occurred_at = _when(event.get("occurred_at"))
-    outreach = Outreach.objects.select_for_update().select_related("lead").get(pk=event["outreach_id"])
     engagement, created = EngagementEvent.objects.get_or_create(
         event_id=event["event_id"],
         defaults={
@@ -105,21 +129,36 @@ def engagement_apply(*, event: dict[str, Any]) -> EngagementEvent | None:
     _advance_outreach(outreach, event_type, occurred_at)
     _advance_lead(outreach.lead_id, event_type, occurred_at)
     if event_type in _REWARDS:
-        outreach_reward(outreach=outreach, reward=_REWARDS[event_type], at=occurred_at)
+        outreach_reward(outreach=outreach, reward=_REWARDS[event_type], at=occurred_at, tally=tally)
     return engagement
 
 
-def outreach_reward(*, outreach: Outreach, reward: str, at: datetime) -> bool:
-    """Give the outreach's variant its one reward; False if it had one already."""
+def outreach_reward(
+    *, outreach: Outreach, reward: str, at: datetime, tally: Counter[tuple[int, str]] | None = None
+) -> bool:
+    """Give the outreach's variant its one reward; False if it had one already. With `tally`,
+    the variant's counters are left for the caller to move once per batch (`_move_variants`)."""
     claimed = Outreach.objects.filter(pk=outreach.pk, reward="").update(reward=reward, rewarded_at=at)
     if not claimed or outreach.variant_id is None:
         return bool(claimed)
-    if reward == Outreach.Reward.SUCCESS:
-        changes = {"alpha": F("alpha") + 1, "successes": F("successes") + 1}
-    else:
-        changes = {"beta": F("beta") + 1, "failures": F("failures") + 1}
-    Variant.objects.filter(pk=outreach.variant_id).update(**changes, updated_at=timezone.now())
+    pending: Counter[tuple[int, str]] = Counter() if tally is None else tally
+    pending[(outreach.variant_id, reward)] += 1
+    if tally is None:
+        _move_variants(pending)
     return True
+
+
+def _move_variants(tally: Counter[tuple[int, str]]) -> None:
+    """Move each variant's posterior by its counted rewards, with F() (never read-modify-write)."""
+    changes: dict[int, dict[str, Any]] = {}
+    for (variant_id, reward), count in tally.items():
+        if reward == Outreach.Reward.SUCCESS:
+            fields = {"alpha": F("alpha") + count, "successes": F("successes") + count}
+        else:
+            fields = {"beta": F("beta") + count, "failures": F("failures") + count}
+        changes.setdefault(variant_id, {}).update(fields)
+    for variant_id, fields in changes.items():
+        Variant.objects.filter(pk=variant_id).update(**fields, updated_at=timezone.now())
 
 
 def _advance_outreach(outreach: Outreach, event_type: str, at: datetime) -> None:
@@ -128,7 +167,7 @@ def _advance_outreach(outreach: Outreach, event_type: str, at: datetime) -> None
     if current not in FINAL_STATUSES and (
         event_type in _REWARDS or _STATUS_RANK.get(event_type, -1) > _STATUS_RANK.get(current, -1)
     ):
-        changes["status"] = event_type
+        changes["status"] = outreach.status = event_type  # the next event of the batch sees it
     Outreach.objects.filter(pk=outreach.pk).update(**changes)
 
 

@@ -7,6 +7,7 @@ the first write for events produced straight to Kafka), scores, and emits `leads
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,16 +16,22 @@ from django.conf import settings
 from django.db import transaction
 
 from leads.caching import lead_metrics_invalidate
-from leads.events import LEADS_RAW
 from leads.lightfield import InvalidEvent, parse_event
 from leads.models import Lead
+from leads.outbox import Emission, outbox_emit_many
 from leads.scoring import LeadFacts, ScoreResult
-from leads.services.leads import lead_apply_score, lead_emit_scored
-from leads.services.outbox import Emission, outbox_emit_many
+from leads.services.leads import lead_scored_emission, lead_set_score
+from leads.topics import LEADS_RAW
 from pipeline_whisperer.exceptions import PayloadTooLarge
 
 # What a newer event may change on an existing lead; score and status belong to the pipeline.
 UPSERT_FIELDS = [*Lead.DESCRIPTIVE_FIELDS, "raw_payload", "lightfield_created_at", "updated_at"]
+# What the scorer writes: the newer event's fields and the score, with the status it implies.
+SCORED_UPSERT_FIELDS = [
+    *UPSERT_FIELDS,
+    "score", "persona", "scoring_model", "scoring_reasons", "scored_at", "failure_reason",
+    "status", "status_before_snooze",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,15 +112,45 @@ def facts_from_fields(fields: dict[str, Any]) -> LeadFacts:
     )
 
 
-def lead_upsert_scored(*, fields: dict[str, Any], result: ScoreResult) -> Lead:
-    """Upsert a lead from its event and store its score; call inside the stage's transaction."""
-    lead, created = Lead.objects.select_for_update().get_or_create(
-        lightfield_id=fields["lightfield_id"], defaults=fields
+@dataclass(frozen=True)
+class ScoredEvent:
+    """A leads.raw event's lead fields and score, with the correlation id its lead.scored carries."""
+
+    fields: dict[str, Any]
+    result: ScoreResult
+    correlation_id: str | None = None
+
+
+def lead_upsert_scored_batch(*, entries: Sequence[ScoredEvent]) -> list[Lead]:
+    """Upsert leads from their events and store their scores, in one upsert and one outbox insert;
+    call inside the stage's transaction. Entries apply in order, as if one by one: a newer event for
+    a lead changes its descriptive fields, and each entry emits `lead.scored` as it left the lead."""
+    lightfield_ids = {entry.fields["lightfield_id"] for entry in entries}
+    leads = {
+        lead.lightfield_id: lead for lead in Lead.objects.select_for_update().filter(lightfield_id__in=lightfield_ids)
+    }
+    states: list[tuple[Lead, dict[str, Any], str | None]] = []
+    for entry in entries:
+        fields = entry.fields
+        lead = leads.get(fields["lightfield_id"])
+        if lead is None:
+            lead = leads[fields["lightfield_id"]] = Lead(**fields)
+        elif lead.raw_payload != fields["raw_payload"]:
+            for name in UPSERT_FIELDS[:-1]:
+                setattr(lead, name, fields.get(name, getattr(lead, name)))
+        lead_set_score(lead, entry.result)
+        state = {"score": lead.score, "persona": lead.persona, "status": lead.status}
+        states.append((lead, state, entry.correlation_id))
+    for lead in leads.values():
+        lead.pk = None  # every row goes through the one upsert, which hands back its id
+    Lead.objects.bulk_create(
+        list(leads.values()), update_conflicts=True, unique_fields=["lightfield_id"], update_fields=SCORED_UPSERT_FIELDS
     )
-    if not created and lead.raw_payload != fields["raw_payload"]:
-        for name in UPSERT_FIELDS[:-1]:
-            setattr(lead, name, fields.get(name, getattr(lead, name)))
-        lead.save(update_fields=UPSERT_FIELDS)
-    lead = lead_apply_score(lead=lead, result=result)
-    lead_emit_scored(lead)
-    return lead
+    lead_metrics_invalidate()
+    outbox_emit_many(
+        [
+            dataclasses.replace(lead_scored_emission(lead, **state), correlation_id=correlation_id)
+            for lead, state, correlation_id in states
+        ]
+    )
+    return list(leads.values())

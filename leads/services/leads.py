@@ -17,10 +17,10 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from leads.caching import lead_metrics_invalidate
-from leads.events import LEADS_SCORED
 from leads.models import Lead
+from leads.outbox import Emission, outbox_emit_many
 from leads.scoring import LeadFacts, ScoreResult, configured_scorer, score_by_rules
-from leads.services.outbox import outbox_emit
+from leads.topics import LEADS_SCORED
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
 # A lead in one of these may be snoozed; converted leads are done and stay as they are.
@@ -74,21 +74,26 @@ def lead_apply_score(*, lead: Lead, result: ScoreResult) -> Lead:
 
     A snoozed lead keeps its snooze and returns to the new status when unsnoozed.
     """
+    lead.save(update_fields=[*lead_set_score(lead, result), "updated_at"])
+    lead_metrics_invalidate()
+    return lead
+
+
+def lead_set_score(lead: Lead, result: ScoreResult) -> list[str]:
+    """Put `result` on the (unsaved) lead as `lead_apply_score` would store it; the fields it set."""
     qualified = result.score >= settings.OUTREACH_MIN_SCORE
     new_status = Lead.Status.SCORED if qualified else Lead.Status.DISQUALIFIED
     reasons = list(result.reasons) + ([f"fallback: {result.fallback_reason}"] if result.fallback_reason else [])
     lead.score, lead.persona, lead.scoring_model = result.score, result.persona, result.model
     lead.scoring_reasons, lead.scored_at, lead.failure_reason = reasons, timezone.now(), ""
-    fields = ["score", "persona", "scoring_model", "scoring_reasons", "scored_at", "failure_reason", "updated_at"]
+    fields = ["score", "persona", "scoring_model", "scoring_reasons", "scored_at", "failure_reason"]
     if lead.status == Lead.Status.SNOOZED:
         lead.status_before_snooze = new_status
         fields.append("status_before_snooze")
     elif lead.status in (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED):
         lead.status = new_status
         fields.append("status")
-    lead.save(update_fields=fields)
-    lead_metrics_invalidate()
-    return lead
+    return fields
 
 
 def lead_score(*, lead: Lead) -> Lead:
@@ -111,16 +116,23 @@ def lead_rescore(*, lead: Lead) -> Lead:
 
 def lead_emit_scored(lead: Lead, *, force: bool = False) -> None:
     """Put a scored lead on `leads.scored`, where the outreach stage decides whether to write."""
-    outbox_emit(
-        topic=LEADS_SCORED,
-        key=lead.lightfield_id,
-        event_type="lead.scored",
-        payload={
+    outbox_emit_many([lead_scored_emission(lead, force=force)])
+
+
+def lead_scored_emission(lead: Lead, *, force: bool = False, **state: Any) -> Emission:
+    """The `lead.scored` event of a lead: as it stands now, or with the `state` (score, persona,
+    status) it had when a batch scored it."""
+    return Emission(
+        LEADS_SCORED,
+        lead.lightfield_id,
+        "lead.scored",
+        {
             "lead_id": lead.pk,
             "lightfield_id": lead.lightfield_id,
             "score": lead.score,
             "persona": lead.persona,
             "status": lead.status,
+            **state,
             "force": force,
         },
     )

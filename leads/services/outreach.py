@@ -1,33 +1,39 @@
 """Outreach: who may be written to, which variant they get, sending, and expiry.
 
-Sending is two transactions around the SMTP call, never one open across it: the first picks
-the variant and stores a pending Outreach with its Message-ID; the second, after the mail
-went, marks it sent. A stage that dies in between finds the pending row on redelivery and
-sends it again under the same Message-ID, so a retried send is recognisable as the same mail.
+Sending is two transactions around the SMTP calls, never one open across them: the first picks
+each lead's variant and stores its pending Outreach with its Message-ID, for a whole batch; the
+second, after the mail went over one connection, marks the batch sent. A stage that dies in
+between finds the pending rows on redelivery and sends them again under the same Message-IDs, so
+a retried send is recognisable as the same mail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import smtplib
 import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leads import bandit
 from leads.caching import lead_metrics_invalidate
-from leads.events import OUTREACH_EVENTS
 from leads.models import Experiment, Lead, Outreach, Variant
+from leads.outbox import Emission, outbox_emit_many
 from leads.services.leads import lead_emit_scored
-from leads.services.outbox import exactly_once, outbox_emit
-from leads.services.templates import template_render
+from leads.services.templates import CompiledTemplate, template_compile
+from leads.topics import OUTREACH_EVENTS
 from pipeline_whisperer.exceptions import Conflict
 from pipeline_whisperer.resilience import retry_call
 
@@ -40,11 +46,12 @@ PRE_CONTACT_STATUSES = (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUAL
 FINAL_STATUSES = (Outreach.Status.CONVERTED, Outreach.Status.BOUNCED, Outreach.Status.UNSUBSCRIBED)
 
 
-def outreach_refusal(lead: Lead, *, force: bool = False) -> str:
+def outreach_refusal(lead: Lead, *, force: bool = False, has_outreach: bool | None = None) -> str:
     """Why this lead may not be written to now, or "" if it may.
 
     `force` (staff's decision) overrides the score, the status and an earlier outreach, never
-    an unsubscribe, a bounce, a snooze or a missing address.
+    an unsubscribe, a bounce, a snooze or a missing address. `has_outreach` saves the query when
+    the caller knows whether the lead has outreach already.
     """
     if lead.unsubscribed_at:
         return "the lead unsubscribed"
@@ -60,7 +67,7 @@ def outreach_refusal(lead: Lead, *, force: bool = False) -> str:
         return f"the lead is {lead.status}"
     if lead.score is None or lead.score < settings.OUTREACH_MIN_SCORE:
         return "the score is below OUTREACH_MIN_SCORE"
-    if lead.outreach_count or lead.outreach.exists():
+    if lead.outreach_count or (lead.outreach.exists() if has_outreach is None else has_outreach):
         return "the lead was contacted already"
     return ""
 
@@ -75,82 +82,158 @@ def outreach_force(*, lead: Lead) -> Lead:
     return lead
 
 
-def variant_choose(*, lead: Lead, rng: random.Random) -> Variant | None:
-    """Thompson sampling over the active variants of the active experiments for the lead's persona."""
-    variants = list(
+def variants_active() -> list[Variant]:
+    """The bandit's arms: active variants of active experiments, with template and experiment."""
+    return list(
         Variant.objects.select_related("template", "experiment")
         .filter(is_active=True, experiment__status=Experiment.Status.ACTIVE)
-        .filter(Q(experiment__target_persona="") | Q(experiment__target_persona=lead.persona))
         .order_by("pk")
     )
-    if not variants:
+
+
+def variant_pick(variants: Sequence[Variant], *, persona: str, rng: random.Random) -> Variant | None:
+    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone)."""
+    eligible = [v for v in variants if v.experiment.target_persona in ("", persona)]
+    if not eligible:
         return None
-    chosen = bandit.choose([bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in variants], rng)
-    return next(v for v in variants if v.pk == chosen.key)
+    chosen = bandit.choose([bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in eligible], rng)
+    return next(v for v in eligible if v.pk == chosen.key)
 
 
-def outreach_attempt(
-    *, lead_id: int, stage: str, event_id: str, rng: random.Random, force: bool = False
-) -> Outreach | None:
-    """Write to a lead if it may be written to: choose, render, send, record. Safe to redeliver."""
-    outreach, refusal = _prepare(lead_id=lead_id, rng=rng, force=force)
-    if outreach is None:
-        with exactly_once(stage=stage, event_id=event_id):
-            logger.info("no outreach for lead %s: %s", lead_id, refusal)
-        return None
-    try:
-        _send(outreach)
-    except smtplib.SMTPRecipientsRefused as error:
-        with exactly_once(stage=stage, event_id=event_id):
-            _mark_refused(outreach, f"recipient refused: {error.recipients}")
-        return outreach
-    with exactly_once(stage=stage, event_id=event_id):
-        _mark_sent(outreach)
-    return outreach
+def variant_choose(*, lead: Lead, rng: random.Random) -> Variant | None:
+    """Thompson sampling over the active variants of the active experiments for the lead's persona."""
+    return variant_pick(variants_active(), persona=lead.persona, rng=rng)
 
 
-def _prepare(*, lead_id: int, rng: random.Random, force: bool) -> tuple[Outreach | None, str]:
+@dataclass(frozen=True)
+class OutreachRequest:
+    """A lead.scored event as the outreach stage reads it."""
+
+    lead_id: int
+    force: bool = False
+    correlation_id: str | None = None  # carried by the outreach.sent it causes
+
+
+@dataclass
+class SendResult:
+    """What became of one request: no outreach (`refusal` says why), or its outreach, which was
+    sent, refused by the recipient's server (`refused`), or not sent (`error`, to retry)."""
+
+    request: OutreachRequest
+    outreach: Outreach | None = None
+    refusal: str = ""
+    refused: str = ""
+    error: Exception | None = None
+
+
+def outreach_send_batch(*, requests: Sequence[OutreachRequest], rng: random.Random) -> list[SendResult]:
+    """Write to every lead of the batch that may be written to: one transaction chooses, renders
+    and stores the pending rows with their Message-IDs; then the mail goes over one connection.
+    Safe to redeliver: a pending row is sent again under its Message-ID."""
+    results = _claim_batch(requests, rng)
+    to_send = [result for result in results if result.outreach is not None]
+    if to_send:
+        _send_all(to_send)
+    return results
+
+
+def _claim_batch(requests: Sequence[OutreachRequest], rng: random.Random) -> list[SendResult]:
+    lead_ids = [request.lead_id for request in requests]
     with transaction.atomic():
-        lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
-        if lead is None:
-            return None, "the lead does not exist"
-        pending = lead.outreach.filter(status=Outreach.Status.PENDING).select_related("lead").first()
-        if pending is not None:
-            # A send that a crash interrupted; still never to a lead who since unsubscribed or was snoozed.
-            refusal = outreach_refusal(lead, force=True)
-            if not refusal:
-                return pending, ""
-            _cancel(pending, refusal)
-            return None, refusal
-        refusal = outreach_refusal(lead, force=force)
-        if refusal:
-            return None, refusal
-        variant = variant_choose(lead=lead, rng=rng)
-        if variant is None:
-            return None, "no active experiment targets the lead's persona"
-        message = template_render(subject=variant.template.subject, body=variant.template.body, lead=lead)
-        domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "localhost"
-        outreach = Outreach.objects.create(
-            lead=lead,
-            variant=variant,
-            to_email=lead.contact_email,
-            subject=message.subject,
-            body=message.body,
-            message_id=f"<{uuid.uuid4().hex}@{domain}>",
-        )
-        return outreach, ""
+        leads = {lead.pk: lead for lead in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk")}
+        pending = {o.lead_id: o for o in Outreach.objects.filter(lead_id__in=lead_ids, status=Outreach.Status.PENDING)}
+        contacted = set(Outreach.objects.filter(lead_id__in=lead_ids).values_list("lead_id", flat=True))
+        variants = variants_active()
+        compiled: dict[int, CompiledTemplate] = {}
+        results: list[SendResult] = []
+        created: list[Outreach] = []
+        for request in requests:
+            lead = leads.get(request.lead_id)
+            if lead is None:
+                results.append(SendResult(request, refusal="the lead does not exist"))
+                continue
+            interrupted = pending.pop(lead.pk, None)
+            if interrupted is not None:
+                # A send that a crash interrupted; still never to a lead who since unsubscribed or was snoozed.
+                interrupted.lead = lead
+                refusal = outreach_refusal(lead, force=True)
+                if refusal:
+                    _cancel(interrupted, refusal)
+                results.append(
+                    SendResult(request, refusal=refusal) if refusal else SendResult(request, outreach=interrupted)
+                )
+                continue
+            refusal = outreach_refusal(lead, force=request.force, has_outreach=lead.pk in contacted)
+            variant = None if refusal else variant_pick(variants, persona=lead.persona, rng=rng)
+            if variant is None:
+                results.append(
+                    SendResult(request, refusal=refusal or "no active experiment targets the lead's persona")
+                )
+                continue
+            template = variant.template
+            if template.pk not in compiled:
+                compiled[template.pk] = template_compile(subject=template.subject, body=template.body)
+            message = compiled[template.pk].render(lead)
+            outreach = Outreach(
+                lead=lead,
+                variant=variant,
+                to_email=lead.contact_email,
+                subject=message.subject,
+                body=message.body,
+                message_id=_new_message_id(),
+            )
+            created.append(outreach)
+            contacted.add(lead.pk)
+            results.append(SendResult(request, outreach=outreach))
+        Outreach.objects.bulk_create(created)
+    return results
 
 
-def _send(outreach: Outreach) -> None:
-    message = EmailMessage(
+def _new_message_id() -> str:
+    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "localhost"
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def _send_all(results: Sequence[SendResult]) -> None:
+    """Send each result's outreach over one mail connection, recording per result what happened.
+    Once the server stays unreachable, the rest are not tried: they fail with the same error."""
+    connection = get_connection()
+    try:
+        for position, result in enumerate(results):
+            assert result.outreach is not None  # noqa: S101  # nosec B101  (only results with outreach are sent)
+            try:
+                _send(connection, _message(result.outreach, connection))
+            except smtplib.SMTPRecipientsRefused as error:
+                result.refused = f"recipient refused: {error.recipients}"
+            except Exception as error:
+                for unsent in results[position:]:
+                    unsent.error = error
+                return
+    finally:
+        _close_quietly(connection)
+
+
+def _message(outreach: Outreach, connection: BaseEmailBackend) -> EmailMessage:
+    return EmailMessage(
         subject=outreach.subject,
         body=outreach.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[outreach.to_email],
         headers=_headers(outreach),
+        connection=connection,
     )
+
+
+def _send(connection: BaseEmailBackend, message: EmailMessage) -> None:
+    def attempt() -> None:
+        try:
+            connection.send_messages([message])
+        except Exception:
+            _close_quietly(connection)  # the next attempt opens a fresh one
+            raise
+
     retry_call(
-        lambda: message.send(fail_silently=False),
+        attempt,
         attempts=SEND_ATTEMPTS,
         base_delay=0.2,
         max_delay=2.0,
@@ -166,6 +249,12 @@ def _send(outreach: Outreach) -> None:
     )
 
 
+def _close_quietly(connection: BaseEmailBackend) -> None:
+    """Close a mail connection that may be broken already; closing it cannot fail the send."""
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
 def _headers(outreach: Outreach) -> dict[str, str]:
     headers = {"X-Outreach-ID": str(outreach.pk)}
     # A row without one (message_id is nullable) gets Django's own, never the text "None".
@@ -174,27 +263,54 @@ def _headers(outreach: Outreach) -> dict[str, str]:
     return headers
 
 
-def _mark_sent(outreach: Outreach) -> None:
+def outreach_record_batch(*, results: Sequence[SendResult]) -> None:
+    """After the sends: mark what went out as sent (leads contacted, variants' sends counted once per
+    variant, `outreach.sent` emitted in one insert) and what was refused as failed. Call inside the
+    stage's transaction."""
+    sent = [r for r in results if r.outreach is not None and not r.refused and r.error is None]
+    for result in results:
+        if result.refusal:
+            logger.info("no outreach for lead %s: %s", result.request.lead_id, result.refusal)
+        elif result.outreach is not None and result.refused:
+            _mark_refused(result.outreach, result.refused)
+    if sent:
+        _mark_sent(sent)
+
+
+def _mark_sent(results: Sequence[SendResult]) -> None:
+    sent = [result.outreach for result in results if result.outreach is not None]
     now = timezone.now()
-    Outreach.objects.filter(pk=outreach.pk).update(status=Outreach.Status.SENT, sent_at=now, error="", updated_at=now)
-    lead = Lead.objects.filter(pk=outreach.lead_id)
-    lead.update(contacted_at=Coalesce(F("contacted_at"), now), outreach_count=F("outreach_count") + 1, updated_at=now)
+    Outreach.objects.filter(pk__in=[o.pk for o in sent]).update(
+        status=Outreach.Status.SENT, sent_at=now, error="", updated_at=now
+    )
+    sends_per_lead = Counter(o.lead_id for o in sent)
+    for count in set(sends_per_lead.values()):
+        Lead.objects.filter(pk__in=[pk for pk, n in sends_per_lead.items() if n == count]).update(
+            contacted_at=Coalesce(F("contacted_at"), now), outreach_count=F("outreach_count") + count, updated_at=now
+        )
     # A forced send to a lead who already answered or converted leaves that status as it is.
-    lead.filter(status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
+    Lead.objects.filter(pk__in=sends_per_lead, status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
     lead_metrics_invalidate()
-    if outreach.variant_id is not None:
-        Variant.objects.filter(pk=outreach.variant_id).update(sends=F("sends") + 1, updated_at=now)
-    outbox_emit(
-        topic=OUTREACH_EVENTS,
-        key=outreach.lead.lightfield_id,
-        event_type="outreach.sent",
-        payload={
-            "outreach_id": outreach.pk,
-            "lead_id": outreach.lead_id,
-            "variant_id": outreach.variant_id,
-            "message_id": outreach.message_id,
-            "sent_at": now.isoformat(),
-        },
+    for variant_id, count in Counter(o.variant_id for o in sent if o.variant_id is not None).items():
+        Variant.objects.filter(pk=variant_id).update(sends=F("sends") + count, updated_at=now)
+    outbox_emit_many(
+        [
+            Emission(
+                OUTREACH_EVENTS,
+                outreach.lead.lightfield_id,
+                "outreach.sent",
+                {
+                    "outreach_id": outreach.pk,
+                    "lead_id": outreach.lead_id,
+                    "variant_id": outreach.variant_id,
+                    "message_id": outreach.message_id,
+                    "sent_at": now.isoformat(),
+                },
+                result.request.correlation_id,
+            )
+            for result in results
+            if (outreach := result.outreach) is not None
+        ]
     )
 
 

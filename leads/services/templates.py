@@ -107,11 +107,27 @@ def outreach_context(lead: Lead) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """A template's parts compiled once, to render for many leads (a batch compiles each once)."""
+
+    subject: Template
+    body: Template
+
+    def render(self, lead: Lead) -> RenderedMessage:
+        # Context escapes HTML by default whatever the engine says; mail is plain text.
+        context = Context(outreach_context(lead), autoescape=_ENGINE.autoescape)
+        # A subject is one line: a header with a newline in it would be refused by the mailer.
+        subject_line = " ".join(self.subject.render(context).split())
+        return RenderedMessage(subject=subject_line, body=self.body.render(context))
+
+
+def template_compile(*, subject: str, body: str) -> CompiledTemplate:
+    """Both parts compiled; raises InvalidInput if either does not compile."""
+    subject_template, body_template = _compile(subject=subject, body=body)
+    return CompiledTemplate(subject=subject_template, body=body_template)
+
+
 def template_render(*, subject: str, body: str, lead: Lead) -> RenderedMessage:
     """Render a template's parts for one lead; raises InvalidInput if either does not compile."""
-    subject_template, body_template = _compile(subject=subject, body=body)
-    # Context escapes HTML by default whatever the engine says; mail is plain text.
-    context = Context(outreach_context(lead), autoescape=_ENGINE.autoescape)
-    # A subject is one line: a header with a newline in it would be refused by the mailer.
-    subject_line = " ".join(subject_template.render(context).split())
-    return RenderedMessage(subject=subject_line, body=body_template.render(context))
+    return template_compile(subject=subject, body=body).render(lead)

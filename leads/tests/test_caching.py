@@ -13,7 +13,7 @@ from leads.models import Lead, Outreach
 from leads.services.feedback import engagement_apply
 from leads.services.ingest import lead_ingest_batch
 from leads.services.leads import lead_create, lead_rescore, lead_score, lead_snooze, lead_unsnooze, lead_update
-from leads.services.outreach import outreach_attempt
+from leads.services.outreach import OutreachRequest, outreach_record_batch, outreach_send_batch
 from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.cache import cache_guard_reset
 
@@ -47,7 +47,9 @@ def _engage(event_type: str) -> Callable[[], object]:
 
 def _send() -> object:
     VariantFactory()
-    return outreach_attempt(lead_id=_scored_lead().pk, stage="outreach", event_id="evt-1", rng=random.Random(1))
+    results = outreach_send_batch(requests=[OutreachRequest(lead_id=_scored_lead().pk)], rng=random.Random(1))
+    outreach_record_batch(results=results)
+    return results[0].outreach
 
 
 WRITES: dict[str, Callable[[], object]] = {

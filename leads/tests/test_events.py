@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from leads.events import LEADS_RAW, OUTREACH_EVENTS, Event, dead_letter_topic, encode, event_from_message, wire_headers
+from leads.pipeline.events import Event, encode, event_from_message, wire_headers
+from leads.topics import LEADS_RAW, OUTREACH_EVENTS, dead_letter_topic
 
 
 def test_event_from_message_reads_the_event_id_type_and_correlation_id_from_the_headers():

@@ -6,19 +6,21 @@ import dataclasses
 import logging
 import random
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from django.core import mail
 from django.utils import timezone
 
-from leads.events import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS, Event, encode, event_from_message
+from leads.idempotency import event_was_applied
 from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
+from leads.pipeline.events import Event, encode, event_from_message, outbox_event
+from leads.pipeline.stages import FeedbackStage, Item, OutreachStage, ScorerStage, Stage
 from leads.scoring import RULES_MODEL, LeadFacts, score_by_rules
 from leads.services.leads import lead_emit_scored
-from leads.services.outbox import AlreadyApplied, event_was_applied, exactly_once, outbox_event
-from leads.stages import FeedbackStage, OutreachStage, ScorerStage, Stage
 from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
+from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 
 pytestmark = pytest.mark.django_db
 
@@ -107,11 +109,10 @@ def test_a_redelivered_event_is_skipped_and_changes_nothing():
     assert not DeadLetter.objects.exists()
 
 
-def test_handling_an_applied_event_again_raises_already_applied_before_writing():
+def test_an_event_id_applied_before_is_skipped_before_anything_is_written():
     stage, event = ScorerStage(), _raw_event(_lightfield())
-    stage.handle(event)
-    with pytest.raises(AlreadyApplied):
-        stage.handle(_raw_event(_lightfield(company={"name": "Renamed"})))
+    stage.process(event)
+    assert stage.process(_raw_event(_lightfield(company={"name": "Renamed"}))) == "skipped"
     assert Lead.objects.get().company_name == "Acme"
     assert OutboxEvent.objects.count() == 1
 
@@ -144,7 +145,7 @@ def test_handling_an_applied_event_again_raises_already_applied_before_writing()
     ids=["not-json", "not-an-object", "no-company-name", "empty-lightfield-id", "bad-timestamp", "lead-id", "no-ids"],
 )
 def test_a_poison_event_is_dead_lettered_at_once(stage_class, event, error, caplog):
-    caplog.set_level(logging.WARNING, logger="leads.stages")
+    caplog.set_level(logging.WARNING, logger="leads.pipeline.stages")
     assert stage_class().process(event) == "dead"
     dead = DeadLetter.objects.get()
     assert (dead.stage, dead.topic, dead.event_id, dead.attempts) == (stage_class.name, event.topic, event.event_id, 1)
@@ -185,7 +186,7 @@ def test_a_message_whose_event_id_is_too_long_to_record_is_dead_lettered_after_i
 @pytest.mark.parametrize("max_attempts", [1, 3, 5])
 def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_with_the_error(settings, caplog, max_attempts):
     settings.PIPELINE_MAX_ATTEMPTS = max_attempts
-    caplog.set_level(logging.WARNING, logger="leads.stages")
+    caplog.set_level(logging.WARNING, logger="leads.pipeline.stages")
     event = _engagement_event(outreach_id=987_654)
     assert FeedbackStage().process(event) == "dead"
     dead = DeadLetter.objects.get()
@@ -206,12 +207,14 @@ def test_an_event_that_fails_and_then_succeeds_is_applied_once():
         def __init__(self) -> None:
             self.calls = 0
 
-        def handle(self, event: Event) -> None:
+        def decode(self, event: Event) -> None:
+            return None
+
+        def handle(self, items: Sequence[Item]) -> None:
             self.calls += 1
-            with exactly_once(stage=self.name, event_id=event.event_id):
-                LeadFactory(lightfield_id=f"lf-call-{self.calls}")
-                if self.calls < 3:
-                    raise ConnectionError("the database went away")
+            LeadFactory(lightfield_id=f"lf-call-{self.calls}")
+            if self.calls < 3:
+                raise ConnectionError("the database went away")
 
     stage = FlakyStage()
     assert stage.process(_raw_event({}, event_id="flaky-1")) == "applied"

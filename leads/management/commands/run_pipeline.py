@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from leads.consumer import OutboxRelay, StageConsumer
-from leads.inprocess import deliver_outbox
-from leads.services.outreach import outreach_expire_stale
-from leads.stages import STAGES
+from leads.pipeline.inprocess import drain
+from leads.pipeline.kafka import OutboxRelay, StageConsumer
+from leads.pipeline.stages import STAGES
 
 
 class Command(BaseCommand):
@@ -55,10 +53,9 @@ class Command(BaseCommand):
         return name, StageConsumer(STAGES[name](), stop, batch_size=batch_size)
 
     def _drain_in_process(self, stop: threading.Event) -> None:
-        next_expiry = time.monotonic()
+        stages = [stage() for stage in STAGES.values()]
         while not stop.is_set():
-            if time.monotonic() >= next_expiry:
-                outreach_expire_stale()
-                next_expiry = time.monotonic() + settings.OUTREACH_EXPIRY_INTERVAL_SECONDS
-            if not deliver_outbox():
+            for stage in stages:
+                stage.tick()
+            if not drain():
                 stop.wait(1.0)

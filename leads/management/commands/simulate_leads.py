@@ -18,9 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from leads.events import LEADS_RAW, encode
+from leads.pipeline.events import encode
 from leads.services.ingest import lead_ingest_batch
 from leads.services.simulation import simulated_events
+from leads.topics import LEADS_RAW
 
 # Delivers one batch of simulated Lightfield events to the chosen destination.
 Sender = Callable[[list[dict[str, Any]]], object]
@@ -81,7 +82,7 @@ class Command(BaseCommand):
     def _kafka(self, options: dict[str, Any]) -> Sender:
         if not settings.KAFKA_BOOTSTRAP_SERVERS:
             raise CommandError("--to kafka needs KAFKA_BOOTSTRAP_SERVERS")
-        from leads.consumer import ALL_TOPICS
+        from leads.pipeline.kafka import ALL_TOPICS
         from pipeline_whisperer.kafka import ensure_topics, make_producer
 
         ensure_topics(ALL_TOPICS)

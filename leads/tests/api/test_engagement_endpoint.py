@@ -14,10 +14,10 @@ import pytest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from leads.events import OUTREACH_EVENTS
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach
 from leads.tests.api.support import assert_problem, query_count
 from leads.tests.factories import EngagementEventFactory, LeadFactory, OutreachFactory
+from leads.topics import OUTREACH_EVENTS
 
 pytestmark = pytest.mark.django_db
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from leads.events import LEADS_RAW
 from leads.models import Lead, OutboxEvent
 from leads.tests.api.support import assert_problem, query_count
 from leads.tests.factories import LeadFactory
+from leads.topics import LEADS_RAW
 
 pytestmark = pytest.mark.django_db
 

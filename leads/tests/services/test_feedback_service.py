@@ -11,11 +11,11 @@ import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from leads.events import OUTREACH_EVENTS
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach, Variant
 from leads.services.feedback import engagement_apply, engagement_submit, outreach_reward
 from leads.services.outreach import outreach_expire_stale
 from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
+from leads.topics import OUTREACH_EVENTS
 
 
 def _sent_outreach(**fields: Any) -> Outreach:

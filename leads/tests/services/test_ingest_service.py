@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from leads.events import LEADS_RAW, LEADS_SCORED
 from leads.lightfield import parse_event
 from leads.models import Lead, OutboxEvent
+from leads.pipeline.events import outbox_event
+from leads.pipeline.stages import ScorerStage
 from leads.scoring import RULES_MODEL, ScoreResult
-from leads.services.ingest import facts_from_fields, lead_ingest_batch, lead_upsert_scored
-from leads.services.outbox import outbox_event
-from leads.stages import ScorerStage
+from leads.services.ingest import ScoredEvent, facts_from_fields, lead_ingest_batch, lead_upsert_scored_batch
 from leads.tests.factories import LeadFactory
+from leads.topics import LEADS_RAW, LEADS_SCORED
 from pipeline_whisperer.exceptions import PayloadTooLarge
 
 pytestmark = pytest.mark.django_db
@@ -117,11 +117,30 @@ def test_an_ingested_lead_is_scored_by_the_scorer_stage_from_its_queued_event(se
     assert scored.payload["lead_id"] == lead.pk
 
 
-# --- lead_upsert_scored ---------------------------------------------------------------------
+# --- lead_upsert_scored_batch ---------------------------------------------------------------
+
+
+def _upsert_scored(*, fields: dict[str, Any], result: ScoreResult) -> Lead:
+    [lead] = lead_upsert_scored_batch(entries=[ScoredEvent(fields, result)])
+    return lead
+
+
+def test_a_batch_applies_two_events_of_one_lead_in_order_and_emits_one_lead_scored_each():
+    first, second = parse_event(_event("lf-twice")), parse_event(_event("lf-twice", name="Renamed"))
+    [lead] = lead_upsert_scored_batch(
+        entries=[ScoredEvent(first, _result(score=0.3)), ScoredEvent(second, _result(score=0.9))]
+    )
+    stored = Lead.objects.get(lightfield_id="lf-twice")
+    assert (stored.pk, stored.company_name, stored.score, stored.status) == (lead.pk, "Renamed", 0.9, "scored")
+    emitted = [row.payload for row in OutboxEvent.objects.filter(topic=LEADS_SCORED).order_by("id")]
+    assert [(p["lead_id"], p["score"], p["status"]) for p in emitted] == [
+        (lead.pk, 0.3, "disqualified"),
+        (lead.pk, 0.9, "scored"),
+    ]
 
 
 def test_lead_upsert_scored_creates_a_scored_lead_and_emits_lead_scored():
-    lead = lead_upsert_scored(fields=parse_event(_event("lf-new")), result=_result())
+    lead = _upsert_scored(fields=parse_event(_event("lf-new")), result=_result())
     stored = Lead.objects.get(pk=lead.pk)
     assert (stored.company_name, stored.score, stored.persona, stored.status) == ("Acme", 0.8, "smb", "scored")
     assert stored.scoring_reasons == ["+80: test"]
@@ -136,7 +155,7 @@ def test_lead_upsert_scored_creates_a_scored_lead_and_emits_lead_scored():
 
 def test_lead_upsert_scored_applies_a_changed_event_to_a_known_lead():
     LeadFactory(lightfield_id="lf-known", company_name="Old", raw_payload={"old": True})
-    lead = lead_upsert_scored(fields=parse_event(_event("lf-known", name="New")), result=_result())
+    lead = _upsert_scored(fields=parse_event(_event("lf-known", name="New")), result=_result())
     stored = Lead.objects.get(pk=lead.pk)
     assert (stored.company_name, stored.contact_email, stored.budget_range) == (
         "New",
@@ -150,7 +169,7 @@ def test_lead_upsert_scored_with_the_same_event_keeps_the_facts_and_scores_again
     event = _event("lf-same")
     lead_ingest_batch(events=[event])
     Lead.objects.filter(lightfield_id="lf-same").update(contact_title="Edited by staff")
-    lead = lead_upsert_scored(fields=parse_event(event), result=_result(score=0.3, persona="startup"))
+    lead = _upsert_scored(fields=parse_event(event), result=_result(score=0.3, persona="startup"))
     stored = Lead.objects.get(pk=lead.pk)
     assert stored.contact_title == "Edited by staff"
     assert (stored.score, stored.persona, stored.status) == (0.3, "startup", Lead.Status.DISQUALIFIED)

@@ -1,22 +1,16 @@
-"""The transactional outbox, exactly-once application and dead letters (leads.services.outbox)."""
+"""The transactional outbox, exactly-once application and dead letters."""
 
 from __future__ import annotations
 
 import pytest
 
-from leads.events import LEADS_RAW, LEADS_SCORED, Event
+from leads.dead_letters import dead_letter_record
+from leads.idempotency import AlreadyApplied, event_was_applied, exactly_once
 from leads.models import DeadLetter, Lead, OutboxEvent, ProcessedEvent
-from leads.services.outbox import (
-    AlreadyApplied,
-    Emission,
-    dead_letter_record,
-    event_was_applied,
-    exactly_once,
-    outbox_emit,
-    outbox_emit_many,
-    outbox_event,
-)
+from leads.outbox import Emission, outbox_emit, outbox_emit_many
+from leads.pipeline.events import Event, outbox_event
 from leads.tests.factories import LeadFactory
+from leads.topics import LEADS_RAW, LEADS_SCORED
 from pipeline_whisperer.correlation import correlation_scope
 
 pytestmark = pytest.mark.django_db
@@ -103,8 +97,16 @@ def test_outbox_event_is_the_wire_form_of_a_row():
 
 
 def test_dead_letter_record_keeps_undecodable_bytes_and_truncates_a_long_error():
-    event = Event(topic=LEADS_RAW, key="lf-1", value=b"\xffnot json", event_id="evt-1", headers={"x": "y"})
-    dead = dead_letter_record(stage="scorer", event=event, error="e" * 20_000, attempts=2)
+    dead = dead_letter_record(
+        stage="scorer",
+        topic=LEADS_RAW,
+        key="lf-1",
+        event_id="evt-1",
+        value=b"\xffnot json",
+        headers={"x": "y"},
+        error="e" * 20_000,
+        attempts=2,
+    )
     dead.refresh_from_db()
     assert (dead.stage, dead.topic, dead.key, dead.event_id) == ("scorer", LEADS_RAW, "lf-1", "evt-1")
     assert (dead.value, dead.headers["x"], dead.attempts) == ("\ufffdnot json", "y", 2)
@@ -113,8 +115,16 @@ def test_dead_letter_record_keeps_undecodable_bytes_and_truncates_a_long_error()
 
 
 def test_dead_letter_record_stores_nul_bytes_and_cuts_an_over_long_key_and_event_id():
-    event = Event(topic=LEADS_RAW, key="k" * 300, value=b"a\x00b", event_id="e" * 300)
-    dead = dead_letter_record(stage="scorer", event=event, error="bad \x00 byte", attempts=1)
+    dead = dead_letter_record(
+        stage="scorer",
+        topic=LEADS_RAW,
+        key="k" * 300,
+        event_id="e" * 300,
+        value=b"a\x00b",
+        headers={},
+        error="bad \x00 byte",
+        attempts=1,
+    )
     dead.refresh_from_db()
     assert (dead.key, dead.event_id) == ("k" * 100, "e" * 100)
     assert (dead.value, dead.error) == ("a\ufffdb", "bad \ufffd byte")

@@ -10,17 +10,19 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from leads.events import LEADS_SCORED
+from leads.idempotency import event_was_applied, exactly_once
 from leads.models import Experiment, Lead, OutboxEvent, Outreach, Variant
-from leads.services.outbox import event_was_applied
 from leads.services.outreach import (
-    outreach_attempt,
+    OutreachRequest,
     outreach_expire_stale,
     outreach_force,
+    outreach_record_batch,
     outreach_refusal,
+    outreach_send_batch,
     variant_choose,
 )
 from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
+from leads.topics import LEADS_SCORED
 from pipeline_whisperer.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db
@@ -140,7 +142,37 @@ def test_variant_choose_draws_only_from_active_variants_of_experiments_for_the_p
     assert {variant_choose(lead=lead, rng=rng).pk for _ in range(50)} == chosen_from
 
 
-# --- outreach_attempt -----------------------------------------------------------------------
+# --- outreach_send_batch and outreach_record_batch ------------------------------------------
+
+
+def outreach_attempt(*, lead_id: int, stage: str, event_id: str, rng: random.Random, force: bool = False):
+    """What the outreach stage does with one lead.scored event: send, then record with the event."""
+    [result] = outreach_send_batch(requests=[OutreachRequest(lead_id=lead_id, force=force)], rng=rng)
+    with exactly_once(stage=stage, event_id=event_id):
+        outreach_record_batch(results=[result])
+    return result.outreach
+
+
+def test_one_batch_sends_to_each_lead_over_one_connection_and_counts_each_variants_sends_once():
+    variant = VariantFactory()
+    leads = [_scored_lead() for _ in range(5)]
+    results = outreach_send_batch(requests=[OutreachRequest(lead_id=lead.pk) for lead in leads], rng=random.Random(1))
+    outreach_record_batch(results=results)
+    assert sorted(message.to[0] for message in mail.outbox) == sorted(lead.contact_email for lead in leads)
+    assert set(Outreach.objects.values_list("status", flat=True)) == {Outreach.Status.SENT}
+    variant.refresh_from_db()
+    assert variant.sends == 5
+    assert OutboxEvent.objects.filter(event_type="outreach.sent").count() == 5
+
+
+def test_a_second_request_for_a_lead_in_the_same_batch_sends_nothing_more():
+    VariantFactory()
+    lead = _scored_lead()
+    requests = [OutreachRequest(lead_id=lead.pk), OutreachRequest(lead_id=lead.pk)]
+    results = outreach_send_batch(requests=requests, rng=random.Random(1))
+    assert [bool(r.outreach) for r in results] == [True, False]
+    assert results[1].refusal == "the lead was contacted already"
+    assert len(mail.outbox) == 1
 
 
 def test_outreach_attempt_sends_renders_and_records():

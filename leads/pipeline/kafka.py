@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -18,11 +17,10 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from leads.events import TOPICS, Event, dead_letter_topic, event_from_message, wire_headers
 from leads.models import OutboxEvent
-from leads.services.outbox import outbox_event
-from leads.services.outreach import outreach_expire_stale
-from leads.stages import FeedbackStage, Stage
+from leads.pipeline.events import Event, event_from_message, outbox_event, wire_headers
+from leads.pipeline.stages import Outcome, Stage
+from leads.topics import TOPICS, dead_letter_topic
 from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.kafka import ensure_topics, make_consumer, make_producer
 from pipeline_whisperer.locks import leadership
@@ -41,8 +39,7 @@ class StageConsumer:
         self.stage, self.stop = stage, stop
         self.batch_size = batch_size or settings.PIPELINE_BATCH_SIZE
         self.poll_timeout = poll_timeout
-        self.counts = {"applied": 0, "skipped": 0, "dead": 0}
-        self._next_expiry = time.monotonic()
+        self.counts = dict.fromkeys(Outcome, 0)
 
     def run(self) -> None:
         ensure_topics(ALL_TOPICS)
@@ -54,15 +51,17 @@ class StageConsumer:
                 messages = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
                 if messages:
                     self._process_batch(consumer, producer, messages)
-                self._tick()
+                self.stage.tick()
         finally:
             producer.flush(10)
             consumer.close()
             close_old_connections()
-            logger.info("%s stopped: %s", self.stage.name, self.counts)
+            logger.info("%s stopped: %s", self.stage.name, {str(outcome): n for outcome, n in self.counts.items()})
 
     def _process_batch(self, consumer: Consumer, producer: Producer, messages: Sequence[Message]) -> None:
+        """The batch through the stage in one go; offsets committed once its transaction committed."""
         offsets: dict[tuple[str, int], int] = {}
+        events: list[Event] = []
         for message in messages:
             if error := message.error():
                 if error.code() != KafkaError._PARTITION_EOF:
@@ -73,12 +72,12 @@ class StageConsumer:
             assert topic is not None and partition is not None and offset is not None  # noqa: S101  # nosec B101
             # A consumer's headers are a list of (name, bytes or None), never the dict form.
             headers = cast("list[tuple[str, bytes | None]] | None", message.headers())
-            event = event_from_message(topic=topic, key=message.key(), value=message.value(), headers=headers)
-            outcome = self.stage.process(event)
-            self.counts[outcome] += 1
-            if outcome == "dead":
-                self._publish_dead_letter(producer, event)
+            events.append(event_from_message(topic=topic, key=message.key(), value=message.value(), headers=headers))
             offsets[(topic, partition)] = offset + 1
+        for event, outcome in zip(events, self.stage.process_batch(events), strict=True):
+            self.counts[outcome] += 1
+            if outcome == Outcome.DEAD:
+                self._publish_dead_letter(producer, event)
         producer.flush(10)
         if offsets:
             try:
@@ -98,14 +97,6 @@ class StageConsumer:
             headers={**event.headers, "dead_letter_stage": self.stage.name},
         )
         producer.produce(dead.topic, key=dead.key.encode(), value=dead.value, headers=wire_headers(dead))  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
-
-    def _tick(self) -> None:
-        """Periodic work between batches: the feedback stage closes stale outreach."""
-        if isinstance(self.stage, FeedbackStage) and time.monotonic() >= self._next_expiry:
-            self._next_expiry = time.monotonic() + settings.OUTREACH_EXPIRY_INTERVAL_SECONDS
-            expired = outreach_expire_stale()
-            if expired:
-                logger.info("expired %s outreach past the attribution window", expired)
 
 
 class OutboxRelay:
@@ -136,7 +127,7 @@ class OutboxRelay:
         logger.info("relay stopped after publishing %s events", self.published)
 
     def publish_batch(self, producer: Producer) -> int:
-        rows = list(OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")[: self.batch_size])
+        rows = list(OutboxEvent.objects.pending()[: self.batch_size])
         if not rows:
             close_old_connections()
             return 0

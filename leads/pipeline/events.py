@@ -1,4 +1,4 @@
-"""The pipeline's topics and the shape of the events that travel on them.
+"""The wire contract: the shape of the events that travel on the pipeline's topics.
 
 Every event on the wire is JSON keyed by lightfield_id, with headers `event_id`, `event_type`
 and `correlation_id`. `leads.raw` carries Lightfield events unchanged, so external producers can
@@ -14,14 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-LEADS_RAW = "leads.raw"
-LEADS_SCORED = "leads.scored"
-OUTREACH_EVENTS = "outreach.events"
-TOPICS = (LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS)
-
-
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dlq"
+from leads.models import OutboxEvent
 
 
 @dataclass(frozen=True)
@@ -63,6 +56,18 @@ def event_from_message(
         event_type=decoded.get("event_type", ""),
         correlation_id=decoded.get("correlation_id", ""),
         headers=decoded,
+    )
+
+
+def outbox_event(row: OutboxEvent) -> Event:
+    """The wire form of an outbox row."""
+    return Event(
+        topic=row.topic,
+        key=row.key,
+        value=encode(row.payload),
+        event_id=str(row.event_id),
+        event_type=row.event_type,
+        correlation_id=row.correlation_id,
     )
 
 
