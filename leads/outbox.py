@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from leads.models import OutboxEvent
+from pipeline_whisperer.bulk import bulk_insert
 from pipeline_whisperer.correlation import get_correlation_id
 
 Dispatcher = Callable[[Sequence[OutboxEvent]], None]
@@ -46,7 +47,7 @@ def outbox_emit(*, topic: str, key: str, event_type: str, payload: Any) -> Outbo
 def outbox_emit_many(emissions: Sequence[Emission]) -> list[OutboxEvent]:
     """Write events to the outbox in order, in one insert; call inside the transaction that caused them."""
     correlation_id = get_correlation_id()
-    rows = OutboxEvent.objects.bulk_create(
+    rows = bulk_insert(
         [
             OutboxEvent(
                 event_id=uuid.uuid4(),
@@ -57,7 +58,8 @@ def outbox_emit_many(emissions: Sequence[Emission]) -> list[OutboxEvent]:
                 correlation_id=correlation_id if e.correlation_id is None else e.correlation_id,
             )
             for e in emissions
-        ]
+        ],
+        key_field="event_id",
     )
     outbox_dispatch_after_commit(rows)
     return rows

@@ -7,7 +7,6 @@ the first write for events produced straight to Kafka), scores, and emits `leads
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,9 @@ from leads.lightfield import InvalidEvent, parse_event
 from leads.models import Lead
 from leads.outbox import Emission, outbox_emit_many
 from leads.scoring import LeadFacts, ScoreResult
-from leads.services.leads import lead_scored_emission, lead_set_score
+from leads.services.leads import lead_score_changes, lead_scored_emission_of
 from leads.topics import LEADS_RAW
+from pipeline_whisperer.bulk import bulk_upsert
 from pipeline_whisperer.exceptions import PayloadTooLarge
 
 # What a newer event may change on an existing lead; score and status belong to the pipeline.
@@ -121,36 +121,51 @@ class ScoredEvent:
     correlation_id: str | None = None
 
 
-def lead_upsert_scored_batch(*, entries: Sequence[ScoredEvent]) -> list[Lead]:
+def lead_upsert_scored_batch(*, entries: Sequence[ScoredEvent]) -> dict[str, int]:
     """Upsert leads from their events and store their scores, in one upsert and one outbox insert;
-    call inside the stage's transaction. Entries apply in order, as if one by one: a newer event for
-    a lead changes its descriptive fields, and each entry emits `lead.scored` as it left the lead."""
+    call inside the stage's transaction; the leads' ids by lightfield_id. Entries apply in order,
+    as if one by one: a newer event changes a lead's descriptive fields, and each entry emits
+    `lead.scored` as it left the lead."""
     lightfield_ids = {entry.fields["lightfield_id"] for entry in entries}
-    leads = {
-        lead.lightfield_id: lead for lead in Lead.objects.select_for_update().filter(lightfield_id__in=lightfield_ids)
-    }
-    states: list[tuple[Lead, dict[str, Any], str | None]] = []
+    locked = Lead.objects.select_for_update().filter(lightfield_id__in=lightfield_ids).values()
+    # Rows by lightfield_id, as plain values: a batch builds no model instances.
+    rows: dict[str, dict[str, Any]] = {row["lightfield_id"]: _without_times(row) for row in locked}
+    emitted: list[tuple[ScoredEvent, dict[str, Any]]] = []
     for entry in entries:
         fields = entry.fields
-        lead = leads.get(fields["lightfield_id"])
-        if lead is None:
-            lead = leads[fields["lightfield_id"]] = Lead(**fields)
-        elif lead.raw_payload != fields["raw_payload"]:
-            for name in UPSERT_FIELDS[:-1]:
-                setattr(lead, name, fields.get(name, getattr(lead, name)))
-        lead_set_score(lead, entry.result)
-        state = {"score": lead.score, "persona": lead.persona, "status": lead.status}
-        states.append((lead, state, entry.correlation_id))
-    for lead in leads.values():
-        lead.pk = None  # every row goes through the one upsert, which hands back its id
-    Lead.objects.bulk_create(
-        list(leads.values()), update_conflicts=True, unique_fields=["lightfield_id"], update_fields=SCORED_UPSERT_FIELDS
+        row = rows.get(fields["lightfield_id"])
+        if row is None:
+            row = rows[fields["lightfield_id"]] = {**_NEW_LEAD, **fields}
+        elif row["raw_payload"] != fields["raw_payload"]:
+            row.update({name: fields.get(name, row[name]) for name in UPSERT_FIELDS[:-1]})
+        row.update(lead_score_changes(status=row["status"], result=entry.result))
+        emitted.append((entry, {name: row[name] for name in ("score", "persona", "status")}))
+    ids = bulk_upsert(
+        Lead,
+        list(rows.values()),
+        key_field="lightfield_id",
+        unique_fields=["lightfield_id"],
+        update_fields=SCORED_UPSERT_FIELDS,
     )
     lead_metrics_invalidate()
     outbox_emit_many(
         [
-            dataclasses.replace(lead_scored_emission(lead, **state), correlation_id=correlation_id)
-            for lead, state, correlation_id in states
+            lead_scored_emission_of(
+                lead_id=ids[entry.fields["lightfield_id"]],
+                lightfield_id=entry.fields["lightfield_id"],
+                correlation_id=entry.correlation_id,
+                **state,
+            )
+            for entry, state in emitted
         ]
     )
-    return list(leads.values())
+    return ids
+
+
+# A new lead's pipeline fields before its first score.
+_NEW_LEAD = {"status": Lead.Status.RAW, "status_before_snooze": ""}
+
+
+def _without_times(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored lead's values to write back: its id and created_at stay, updated_at becomes now."""
+    return {name: value for name, value in row.items() if name not in ("id", "created_at", "updated_at")}

@@ -74,26 +74,33 @@ def lead_apply_score(*, lead: Lead, result: ScoreResult) -> Lead:
 
     A snoozed lead keeps its snooze and returns to the new status when unsnoozed.
     """
-    lead.save(update_fields=[*lead_set_score(lead, result), "updated_at"])
+    changes = lead_score_changes(status=lead.status, result=result)
+    for name, value in changes.items():
+        setattr(lead, name, value)
+    lead.save(update_fields=[*changes, "updated_at"])
     lead_metrics_invalidate()
     return lead
 
 
-def lead_set_score(lead: Lead, result: ScoreResult) -> list[str]:
-    """Put `result` on the (unsaved) lead as `lead_apply_score` would store it; the fields it set."""
+def lead_score_changes(*, status: str, result: ScoreResult) -> dict[str, Any]:
+    """The fields a score sets on a lead that is in `status` (`lead_apply_score`'s rule, for
+    callers that write many leads at once)."""
     qualified = result.score >= settings.OUTREACH_MIN_SCORE
     new_status = Lead.Status.SCORED if qualified else Lead.Status.DISQUALIFIED
     reasons = list(result.reasons) + ([f"fallback: {result.fallback_reason}"] if result.fallback_reason else [])
-    lead.score, lead.persona, lead.scoring_model = result.score, result.persona, result.model
-    lead.scoring_reasons, lead.scored_at, lead.failure_reason = reasons, timezone.now(), ""
-    fields = ["score", "persona", "scoring_model", "scoring_reasons", "scored_at", "failure_reason"]
-    if lead.status == Lead.Status.SNOOZED:
-        lead.status_before_snooze = new_status
-        fields.append("status_before_snooze")
-    elif lead.status in (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED):
-        lead.status = new_status
-        fields.append("status")
-    return fields
+    changes: dict[str, Any] = {
+        "score": result.score,
+        "persona": result.persona,
+        "scoring_model": result.model,
+        "scoring_reasons": reasons,
+        "scored_at": timezone.now(),
+        "failure_reason": "",
+    }
+    if status == Lead.Status.SNOOZED:
+        changes["status_before_snooze"] = new_status
+    elif status in (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED):
+        changes["status"] = new_status
+    return changes
 
 
 def lead_score(*, lead: Lead) -> Lead:
@@ -119,23 +126,38 @@ def lead_emit_scored(lead: Lead, *, force: bool = False) -> None:
     outbox_emit_many([lead_scored_emission(lead, force=force)])
 
 
-def lead_scored_emission(lead: Lead, *, force: bool = False, **state: Any) -> Emission:
-    """The `lead.scored` event of a lead: as it stands now, or with the `state` (score, persona,
-    status) it had when a batch scored it."""
-    return Emission(
-        LEADS_SCORED,
-        lead.lightfield_id,
-        "lead.scored",
-        {
-            "lead_id": lead.pk,
-            "lightfield_id": lead.lightfield_id,
-            "score": lead.score,
-            "persona": lead.persona,
-            "status": lead.status,
-            **state,
-            "force": force,
-        },
+def lead_scored_emission(lead: Lead, *, force: bool = False) -> Emission:
+    """The `lead.scored` event of a lead as it stands now."""
+    return lead_scored_emission_of(
+        lead_id=lead.pk,
+        lightfield_id=lead.lightfield_id,
+        score=lead.score,
+        persona=lead.persona,
+        status=lead.status,
+        force=force,
     )
+
+
+def lead_scored_emission_of(
+    *,
+    lead_id: int,
+    lightfield_id: str,
+    score: float | None,
+    persona: str,
+    status: str,
+    force: bool = False,
+    correlation_id: str | None = None,
+) -> Emission:
+    """The `lead.scored` event of a lead in the given state (a batch knows it without the model)."""
+    payload = {
+        "lead_id": lead_id,
+        "lightfield_id": lightfield_id,
+        "score": score,
+        "persona": persona,
+        "status": status,
+        "force": force,
+    }
+    return Emission(LEADS_SCORED, lightfield_id, "lead.scored", payload, correlation_id)
 
 
 def lead_snooze(*, lead: Lead, until: datetime | None = None) -> Lead:

@@ -34,6 +34,7 @@ from leads.outbox import Emission, outbox_emit_many
 from leads.services.leads import lead_emit_scored
 from leads.services.templates import CompiledTemplate, template_compile
 from leads.topics import OUTREACH_EVENTS
+from pipeline_whisperer.bulk import bulk_insert
 from pipeline_whisperer.exceptions import Conflict
 from pipeline_whisperer.resilience import retry_call
 
@@ -185,7 +186,7 @@ def _claim_batch(requests: Sequence[OutreachRequest], rng: random.Random) -> lis
             created.append(outreach)
             contacted.add(lead.pk)
             results.append(SendResult(request, outreach=outreach))
-        Outreach.objects.bulk_create(created)
+        bulk_insert(created, key_field="message_id")
     return results
 
 

@@ -121,21 +121,21 @@ def test_an_ingested_lead_is_scored_by_the_scorer_stage_from_its_queued_event(se
 
 
 def _upsert_scored(*, fields: dict[str, Any], result: ScoreResult) -> Lead:
-    [lead] = lead_upsert_scored_batch(entries=[ScoredEvent(fields, result)])
-    return lead
+    ids = lead_upsert_scored_batch(entries=[ScoredEvent(fields, result)])
+    return Lead.objects.get(pk=ids[fields["lightfield_id"]])
 
 
 def test_a_batch_applies_two_events_of_one_lead_in_order_and_emits_one_lead_scored_each():
     first, second = parse_event(_event("lf-twice")), parse_event(_event("lf-twice", name="Renamed"))
-    [lead] = lead_upsert_scored_batch(
+    ids = lead_upsert_scored_batch(
         entries=[ScoredEvent(first, _result(score=0.3)), ScoredEvent(second, _result(score=0.9))]
     )
     stored = Lead.objects.get(lightfield_id="lf-twice")
-    assert (stored.pk, stored.company_name, stored.score, stored.status) == (lead.pk, "Renamed", 0.9, "scored")
+    assert (stored.pk, stored.company_name, stored.score, stored.status) == (ids["lf-twice"], "Renamed", 0.9, "scored")
     emitted = [row.payload for row in OutboxEvent.objects.filter(topic=LEADS_SCORED).order_by("id")]
     assert [(p["lead_id"], p["score"], p["status"]) for p in emitted] == [
-        (lead.pk, 0.3, "disqualified"),
-        (lead.pk, 0.9, "scored"),
+        (stored.pk, 0.3, "disqualified"),
+        (stored.pk, 0.9, "scored"),
     ]
 
 
