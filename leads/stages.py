@@ -14,7 +14,7 @@ from django.conf import settings
 
 from leads.events import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS, Event
 from leads.lightfield import InvalidEvent, parse_event
-from leads.scoring import configured_scorer
+from leads.scoring.factory import configured_scorer
 from leads.services.feedback import engagement_apply
 from leads.services.ingest import facts_from_fields, lead_upsert_scored
 from leads.services.outbox import AlreadyApplied, dead_letter_record, event_was_applied, exactly_once

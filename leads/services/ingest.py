@@ -18,7 +18,7 @@ from leads.caching import lead_metrics_invalidate
 from leads.events import LEADS_RAW
 from leads.lightfield import InvalidEvent, parse_event
 from leads.models import Lead
-from leads.scoring import LeadFacts, ScoreResult
+from leads.scoring.types import LeadFacts, ScoreResult
 from leads.services.leads import lead_apply_score, lead_emit_scored
 from leads.services.outbox import Emission, outbox_emit_many
 from pipeline_whisperer.exceptions import PayloadTooLarge

@@ -19,7 +19,9 @@ from django.utils import timezone
 from leads.caching import lead_metrics_invalidate
 from leads.events import LEADS_SCORED
 from leads.models import Lead
-from leads.scoring import LeadFacts, ScoreResult, configured_scorer, score_by_rules
+from leads.scoring.factory import configured_scorer
+from leads.scoring.rules import score_by_rules
+from leads.scoring.types import LeadFacts, ScoreResult
 from leads.services.outbox import outbox_emit
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from leads.events import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS, Event, encode, event_from_message
 from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
-from leads.scoring import RULES_MODEL, LeadFacts, score_by_rules
+from leads.scoring.rules import RULES_MODEL, score_by_rules
+from leads.scoring.types import LeadFacts
 from leads.services.leads import lead_emit_scored
 from leads.services.outbox import AlreadyApplied, event_was_applied, exactly_once, outbox_event
 from leads.stages import FeedbackStage, OutreachStage, ScorerStage, Stage

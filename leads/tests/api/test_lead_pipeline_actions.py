@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from leads.events import LEADS_SCORED
 from leads.models import Lead, OutboxEvent, Persona
-from leads.scoring import RULES_MODEL, score_by_rules
+from leads.scoring.rules import RULES_MODEL, score_by_rules
 from leads.services.leads import lead_facts
 from leads.tests.api.support import assert_problem
 from leads.tests.factories import LeadFactory, OutreachFactory

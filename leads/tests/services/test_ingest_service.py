@@ -9,7 +9,8 @@ import pytest
 from leads.events import LEADS_RAW, LEADS_SCORED
 from leads.lightfield import parse_event
 from leads.models import Lead, OutboxEvent
-from leads.scoring import RULES_MODEL, ScoreResult
+from leads.scoring.rules import RULES_MODEL
+from leads.scoring.types import ScoreResult
 from leads.services.ingest import facts_from_fields, lead_ingest_batch, lead_upsert_scored
 from leads.services.outbox import outbox_event
 from leads.stages import ScorerStage
