@@ -16,8 +16,9 @@ from django.utils.dateparse import parse_datetime
 
 from leads.events import OUTREACH_EVENTS
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach
-from leads.tests.api.support import assert_problem, query_count
+from leads.tests.api.support import query_count
 from leads.tests.factories import EngagementEventFactory, LeadFactory, OutreachFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,9 @@ import pytest
 
 from leads.events import LEADS_RAW
 from leads.models import Lead, OutboxEvent
-from leads.tests.api.support import assert_problem, query_count
+from leads.tests.api.support import query_count
 from leads.tests.factories import LeadFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 
