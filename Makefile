@@ -15,7 +15,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	DJANGO_SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	DJANGO_SECURE_SSL_REDIRECT=0
 
-.PHONY: run test lint admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup soak clean
+.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup soak clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -55,9 +55,13 @@ apikey: $(RUNTIME_STAMP)  ## print a new read-write API key for the embedded def
 test: $(DEV_STAMP) /usr/bin/chromium  ## set up and run every test against PostgreSQL and Redis on loopback
 	$(TEST_ENV) $(BIN)/pytest
 
-lint: $(DEV_STAMP)
+lint: $(DEV_STAMP)  ## ruff, and the import contracts in pyproject.toml (which package may import which)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+migrations-check: $(RUNTIME_STAMP)  ## fail when a model change has no migration
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 check: $(DEV_STAMP)  ## Django's deployment checklist under production-like settings
 	$(TEST_ENV) DJANGO_SECURE_SSL_REDIRECT=1 $(BIN)/python manage.py check --deploy --fail-level WARNING
@@ -86,4 +90,4 @@ bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against 
 	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .grimp_cache .import_linter_cache

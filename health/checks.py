@@ -1,9 +1,11 @@
-"""Our own django-health-check checks: the database through the pool with a short timeout,
-migrations applied, the Kafka brokers, the outbox backlog and the connection pool.
+"""Our own generic django-health-check checks: the database through the pool with a short
+timeout, migrations applied, the Kafka brokers and the connection pool. Apps add their own
+checks (built on `ProbeCheck`) through `health.registry`.
 
 Each check is a dataclass whose `run()` raises ServiceUnavailable (down) or ServiceWarning
 (working, but look). Checks that measure something keep it in `details` for /health/detailed.
-Synchronous checks run in worker threads, so each closes the database connection it opened.
+Synchronous checks run in worker threads, so each closes the database connection it opened
+(`own_connection`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,10 @@ from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Min
-from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from psycopg_pool import PoolTimeout
 
 from health.pool import connection_pool
-from leads.models import OutboxEvent
 from pipeline_whisperer.kafka import kafka_config
 
 # Once this process has seen every migration applied it stays so (its code cannot change), so
@@ -35,8 +34,9 @@ _migrations_seen_applied = False
 
 
 @contextmanager
-def _own_connection() -> Iterator[None]:
-    """Close this thread's database connection afterwards (returning it to the pool)."""
+def own_connection() -> Iterator[None]:
+    """Close this thread's database connection afterwards (returning it to the pool); for checks
+    that query the database, as they run in worker threads."""
     try:
         yield
     finally:
@@ -84,7 +84,7 @@ class Migrations(ProbeCheck):
         global _migrations_seen_applied
         if _migrations_seen_applied:
             return
-        with _own_connection():
+        with own_connection():
             try:
                 executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
                 plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -108,23 +108,6 @@ class KafkaBroker(ProbeCheck):
         except KafkaException as error:
             raise ServiceUnavailable("No answer from the Kafka brokers") from error
         self.details["brokers"] = len(metadata.brokers)
-
-
-@dataclasses.dataclass
-class OutboxBacklog(ProbeCheck):
-    """Unpublished outbox events; a warning when the oldest waited longer than
-    HEALTH_OUTBOX_MAX_AGE_SECONDS (the relay or the brokers are stuck)."""
-
-    def run(self) -> None:
-        with _own_connection():
-            backlog = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
-                count=Count("id"), oldest=Min("created_at")
-            )
-        count = backlog["count"]
-        age = (timezone.now() - backlog["oldest"]).total_seconds() if backlog["oldest"] else 0.0
-        self.details.update(pending=count, oldest_age_seconds=round(age, 3))
-        if age > settings.HEALTH_OUTBOX_MAX_AGE_SECONDS:
-            raise ServiceWarning(f"{count} outbox event(s) pending, the oldest for {age:.0f} s")
 
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ from rest_framework.request import Request
 from health.checks import KafkaBroker
 from health.metrics import metrics_access_problem, metrics_registry
 from health.probes import stage_lag, versions
+from health.registry import Probe, registered_checks
 from pipeline_whisperer.auth import API_KEY_HEADER, ApiKeyAuthentication, HasApiAccess
 from pipeline_whisperer.exceptions import problem_response
 
@@ -90,13 +91,17 @@ def _outcome(result: HealthCheckResult) -> dict[str, Any]:
 
 
 class ProbeView(HealthCheckView):
-    """Runs `checks` (and KafkaBroker when `include_kafka` and Kafka is configured) concurrently;
-    200 when none is unavailable (warnings pass), 503 otherwise."""
+    """Runs `checks` (health's own), then those apps registered for `probe` (health.registry,
+    read per request), and KafkaBroker when `include_kafka` and Kafka is configured, all
+    concurrently; 200 when none is unavailable (warnings pass), 503 otherwise."""
 
+    probe: Probe | None = None
     include_kafka = False
 
     def get_checks(self) -> Iterator[HealthCheck]:
         yield from super().get_checks()
+        if self.probe is not None:
+            yield from (check() for check in registered_checks(self.probe))
         if self.include_kafka and settings.KAFKA_BOOTSTRAP_SERVERS:
             yield KafkaBroker()
 

@@ -12,6 +12,10 @@ class LeadsConfig(AppConfig):
     def ready(self) -> None:
         _register_outbox_dispatcher()
         setting_changed.connect(_on_setting_changed)
+        # health imports no app: the pipeline hands it what the probes and /metrics must see.
+        from leads import monitoring  # the models are loaded only now
+
+        monitoring.register()
 
 
 def _register_outbox_dispatcher() -> None:

@@ -20,7 +20,7 @@ from leads.models import OutboxEvent
 from pipeline_whisperer.bulk import bulk_insert
 from pipeline_whisperer.correlation import get_correlation_id
 
-Dispatcher = Callable[[Sequence[OutboxEvent]], None]
+Dispatcher = Callable[[Sequence[OutboxEvent]], object]
 _dispatcher: Dispatcher | None = None
 
 
@@ -44,7 +44,7 @@ def outbox_emit(*, topic: str, key: str, event_type: str, payload: Any) -> Outbo
     return outbox_emit_many([Emission(topic, key, event_type, payload)])[0]
 
 
-def outbox_emit_many(emissions: Sequence[Emission]) -> list[OutboxEvent]:
+def outbox_emit_many(emissions: Sequence[Emission]) -> Sequence[OutboxEvent]:
     """Write events to the outbox in order, in one insert; call inside the transaction that caused them."""
     correlation_id = get_correlation_id()
     rows = bulk_insert(

@@ -66,29 +66,29 @@ def bulk_upsert(
     if not rows:
         return {}
     if connection.vendor != "postgresql":
-        conflicts = {"update_conflicts": True, "unique_fields": unique_fields, "update_fields": update_fields}
-        objs = model._default_manager.bulk_create(
-            [model(**row) for row in rows], **(conflicts if unique_fields else {})
-        )
+        objs = [model(**row) for row in rows]
+        if unique_fields:
+            model._default_manager.bulk_create(
+                objs, update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields
+            )
+        else:
+            model._default_manager.bulk_create(objs)
         return {_key(getattr(obj, key_field)): obj.pk for obj in objs}
     fields = _fields(model)
     now = timezone.now()
     defaults = {field.attname: now if _is_auto_time(field) else field.get_default() for field in fields}
     complete = [{**defaults, **row} for row in rows]
     quote = connection.ops.quote_name
-    column_of = {field.attname: field.column for field in fields}
+    column_of = {field.attname: _column(model, field.name) for field in fields}
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(field.column) for field in fields)
-    types = ", ".join(f"{quote(field.column)} {_column_type(field)}" for field in fields)
+    columns = ", ".join(quote(column_of[field.attname]) for field in fields)
+    types = ", ".join(f"{quote(column_of[field.attname])} {_column_type(field)}" for field in fields)
     sql = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS batch({types})"  # noqa: S608  # nosec B608  # names from the model, values bound
     if unique_fields:
-        conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique_fields)
-        updates = ", ".join(
-            f"{(column := quote(model._meta.get_field(name).column))} = EXCLUDED.{column}" for name in update_fields
-        )
+        conflict = ", ".join(quote(_column(model, name)) for name in unique_fields)
+        updates = ", ".join(f"{(column := quote(_column(model, name)))} = EXCLUDED.{column}" for name in update_fields)
         sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    key_column = model._meta.get_field(key_field).column
-    sql += f" RETURNING {quote(model._meta.pk.column)}, {quote(key_column)}"
+    sql += f" RETURNING {quote(_column(model, model._meta.pk.name))}, {quote(_column(model, key_field))}"
     document = json.dumps(
         [{column_of[name]: value for name, value in row.items()} for row in complete],
         default=_json_value,
@@ -97,6 +97,12 @@ def bulk_upsert(
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
         return {_key(row_key): pk for pk, row_key in cursor.fetchall()}
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column  # noqa: S101  # nosec B101  (a concrete field)
+    return field.column
 
 
 def _fields(model: type[models.Model]) -> list[models.Field]:

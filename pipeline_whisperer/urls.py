@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 urlpatterns = [
     # Staff console dashboard (issue 6); before admin/ so the admin's catch-all does not take it.
-    path("admin/console/", include("leads.admin.console")),
+    path("admin/console/", include("leads.console.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from health.probes import STAGE_TOPICS
+from leads.pipeline.stages import STAGES
 from leads.topics import LEADS_RAW
 from pipeline_whisperer.kafka import consumer_lag, ensure_topics, make_producer
 from tests.stand_ins import ROOT, TansuBroker, free_port, wait_for_port
@@ -155,5 +155,5 @@ def test_consumer_lag_is_unknown_while_the_broker_is_frozen(kafka_settings, brok
 
 def test_detailed_reports_each_stages_consumer_lag(staff_client, kafka_settings):
     body = staff_client.get("/health/detailed").json()
-    assert set(body["consumer_lag"]) == set(STAGE_TOPICS)
+    assert set(body["consumer_lag"]) == set(STAGES)
     assert body["checks"]["kafka_broker"]["status"] == "ok"

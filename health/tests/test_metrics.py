@@ -1,4 +1,5 @@
-"""/metrics: Prometheus text that parses, the pipeline's gauges, and who may read it."""
+"""/metrics: Prometheus text that parses, the pool's gauges, and who may read it (the pipeline's
+own gauges, registered by leads, are tested in leads/tests/test_monitoring.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from health import gunicorn_hooks
-from leads.models import DeadLetter, LeadStatus
-from leads.tests.factories import LeadFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,29 +27,6 @@ def test_metrics_parse_as_prometheus_text(client):
     assert response["Content-Type"].startswith("text/plain; version=")
     names = {name for name, _ in _samples(response)}
     assert {"django_http_requests_total_by_method_total", "pipeline_database_up", "pipeline_leads"} <= names
-
-
-def test_metrics_count_leads_by_status(client):
-    LeadFactory.create_batch(2, status=LeadStatus.SCORED)
-    LeadFactory(status=LeadStatus.CONVERTED)
-    samples = _samples(client.get("/metrics"))
-    assert samples[("pipeline_leads", (("status", "scored"),))] == 2
-    assert samples[("pipeline_leads", (("status", "converted"),))] == 1
-    assert samples[("pipeline_leads", (("status", "raw"),))] == 0
-
-
-def test_metrics_show_variant_posteriors(client):
-    variant = VariantFactory(alpha=3.0, beta=1.0)
-    labels = (("experiment", variant.experiment.name), ("variant", variant.name))
-    samples = _samples(client.get("/metrics"))
-    assert samples[("pipeline_variant_posterior_alpha", labels)] == 3.0
-    assert samples[("pipeline_variant_posterior_mean", labels)] == 0.75
-
-
-def test_metrics_count_dead_letters_by_topic_and_status(client):
-    DeadLetter.objects.create(stage="scorer", topic="leads.raw", value="{", error="ValueError")
-    samples = _samples(client.get("/metrics"))
-    assert samples[("pipeline_dead_letters", (("status", "pending"), ("topic", "leads.raw")))] == 1
 
 
 def test_metrics_show_the_database_pool(client):

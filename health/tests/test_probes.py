@@ -6,8 +6,6 @@ import pytest
 from django.db.migrations.recorder import MigrationRecorder
 
 from health import checks
-from health.probes import STAGE_TOPICS
-from leads.pipeline.stages import STAGES
 
 
 def test_liveness_answers_ok_without_touching_the_database(client):
@@ -79,10 +77,6 @@ def test_detailed_answers_staff(staff_client):
 
 def test_detailed_reports_no_consumer_lag_without_kafka(staff_client):
     assert staff_client.get("/health/detailed").json()["consumer_lag"] == {}
-
-
-def test_stage_topics_match_the_pipelines_stages():
-    assert {name: stage.topic for name, stage in STAGES.items()} == STAGE_TOPICS
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
-"""The staff console: the lead domain (domain.py), experiments (experiments.py), the pipeline's
-machinery (pipeline.py), and the dashboard (console.py, linked from the admin index)."""
+"""The staff console's ModelAdmins: the lead domain (domain.py), experiments (experiments.py) and
+the pipeline's machinery (pipeline.py). The dashboard, linked from the admin index, is
+`leads.console`."""
 
 from django.contrib import admin
 

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
-from leads.console import lead_story
+from leads.console.story import lead_story
 from leads.models import EngagementEvent, Lead, Outreach, OutreachTemplate
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services

@@ -6,7 +6,7 @@ outbox event stuck waiting to be published.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from leads.admin.domain import ReadOnlyAdmin, apply_to_each
 from leads.models import DeadLetter, OutboxEvent
+from leads.models.pipeline import OutboxQuerySet
 from leads.services.pipeline import dead_letter_discard, dead_letter_retry, outbox_discard, outbox_retry
 
 
@@ -25,7 +26,7 @@ class PublishedFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
         if self.value() == "pending":
-            return queryset.pending()
+            return cast(OutboxQuerySet, queryset).pending()  # the admin's queryset is the model's own
         if self.value() == "published":
             return queryset.filter(published_at__isnull=False)
         return queryset

@@ -24,7 +24,7 @@ from leads.dead_letters import dead_letter_record
 from leads.idempotency import events_applied, events_claim
 from leads.lightfield import InvalidEvent, parse_event
 from leads.pipeline.events import Event
-from leads.scoring import configured_scorer
+from leads.scoring.factory import configured_scorer
 from leads.services.feedback import engagement_apply_batch
 from leads.services.ingest import ScoredEvent, facts_from_fields, lead_upsert_scored_batch
 from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_record_batch, outreach_send_batch

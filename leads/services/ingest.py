@@ -7,7 +7,7 @@ the first write for events produced straight to Kafka), scores, and emits `leads
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from leads.caching import lead_metrics_invalidate
 from leads.lightfield import InvalidEvent, parse_event
 from leads.models import Lead
 from leads.outbox import Emission, outbox_emit_many
-from leads.scoring import LeadFacts, ScoreResult
+from leads.scoring.types import LeadFacts, ScoreResult
 from leads.services.leads import lead_score_changes, lead_scored_emission_of
 from leads.topics import LEADS_RAW
 from pipeline_whisperer.bulk import bulk_upsert
@@ -166,6 +166,6 @@ def lead_upsert_scored_batch(*, entries: Sequence[ScoredEvent]) -> dict[str, int
 _NEW_LEAD = {"status": Lead.Status.RAW, "status_before_snooze": ""}
 
 
-def _without_times(row: dict[str, Any]) -> dict[str, Any]:
+def _without_times(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored lead's values to write back: its id and created_at stay, updated_at becomes now."""
     return {name: value for name, value in row.items() if name not in ("id", "created_at", "updated_at")}

@@ -19,7 +19,9 @@ from django.utils import timezone
 from leads.caching import lead_metrics_invalidate
 from leads.models import Lead
 from leads.outbox import Emission, outbox_emit_many
-from leads.scoring import LeadFacts, ScoreResult, configured_scorer, score_by_rules
+from leads.scoring.factory import configured_scorer
+from leads.scoring.rules import score_by_rules
+from leads.scoring.types import LeadFacts, ScoreResult
 from leads.topics import LEADS_SCORED
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 

@@ -17,7 +17,8 @@ from leads.idempotency import event_was_applied
 from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
 from leads.pipeline.events import Event, encode, event_from_message, outbox_event
 from leads.pipeline.stages import FeedbackStage, Item, OutreachStage, ScorerStage, Stage
-from leads.scoring import RULES_MODEL, LeadFacts, score_by_rules
+from leads.scoring.rules import RULES_MODEL, score_by_rules
+from leads.scoring.types import LeadFacts
 from leads.services.leads import lead_emit_scored
 from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
 from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS

@@ -1,11 +1,12 @@
-"""Helpers for the observability tests: the real log handler's output, parsed."""
+"""Helpers for the core's tests, and for any app's: the real log handler's output, parsed, and
+the assertion that an answer is an RFC 9457 problem."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,3 +46,22 @@ def captured_log_lines(level: int = logging.DEBUG) -> Iterator[CapturedLines]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int, errors: Iterable[str] = ()) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of `status`; `errors` names fields it must report."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["type"].startswith("https://")
+    assert body["title"]
+    assert body["status"] == status
+    assert body["detail"]
+    assert body["instance"] == response.request["PATH_INFO"]
+    expected = list(errors)
+    if expected:
+        assert sorted(expected) == sorted(body["errors"]), body
+    return body

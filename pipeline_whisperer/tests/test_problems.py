@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from leads.tests.api.support import assert_problem
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("pipeline_whisperer.tests.urls")]
 REQUEST_ID = "req-problem-1"

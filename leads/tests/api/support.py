@@ -1,32 +1,15 @@
-"""Shared assertions and the catalogue of every API endpoint, for the API tests."""
+"""Shared helpers and the catalogue of every API endpoint, for the API tests (the problem+json
+assertion is the core's: `pipeline_whisperer.tests.support.assert_problem`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: Any, status: int, errors: Iterable[str] = ()) -> dict[str, Any]:
-    """The response is an RFC 9457 problem of `status`; `errors` names fields it must report."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["type"].startswith("https://")
-    assert body["title"]
-    assert body["status"] == status
-    assert body["detail"]
-    assert body["instance"] == response.request["PATH_INFO"]
-    expected = list(errors)
-    if expected:
-        assert sorted(expected) == sorted(body["errors"]), body
-    return body
 
 
 def query_count(call: Callable[[], Any]) -> int:

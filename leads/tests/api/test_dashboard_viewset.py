@@ -9,8 +9,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leads.models import EngagementEvent, Lead
-from leads.tests.api.support import assert_problem
 from leads.tests.factories import EngagementEventFactory, LeadFactory, OutreachFactory, VariantFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach
-from leads.tests.api.support import assert_problem, query_count
+from leads.tests.api.support import query_count
 from leads.tests.factories import EngagementEventFactory, LeadFactory, OutreachFactory
 from leads.topics import OUTREACH_EVENTS
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from leads.models import Lead
-from leads.tests.api.support import BATCHES, WITH_BODY, WRITES, Endpoint, assert_problem
+from leads.tests.api.support import BATCHES, WITH_BODY, WRITES, Endpoint
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from leads.models import Experiment, Variant
-from leads.tests.api.support import assert_problem
 from leads.tests.factories import ExperimentFactory, OutreachFactory, OutreachTemplateFactory, VariantFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from leads.models import Lead, OutboxEvent
-from leads.tests.api.support import assert_problem, query_count
+from leads.tests.api.support import query_count
 from leads.tests.factories import LeadFactory
 from leads.topics import LEADS_RAW
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ import pytest
 from django.utils import timezone
 
 from leads.models import Lead, OutboxEvent, Persona
-from leads.scoring import RULES_MODEL, score_by_rules
+from leads.scoring.rules import RULES_MODEL, score_by_rules
 from leads.services.leads import lead_facts
-from leads.tests.api.support import assert_problem
 from leads.tests.factories import LeadFactory, OutreachFactory
 from leads.topics import LEADS_SCORED
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leads.models import Lead, Persona
-from leads.tests.api.support import assert_problem
 from leads.tests.factories import LeadFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

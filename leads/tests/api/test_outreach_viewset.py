@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from leads.models import Outreach
-from leads.tests.api.support import assert_problem
 from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from leads.models import Lead
-from leads.tests.api.support import ALL, READS, WRITES, Endpoint, assert_problem
+from leads.tests.api.support import ALL, READS, WRITES, Endpoint
 from pipeline_whisperer.models import ApiKey
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

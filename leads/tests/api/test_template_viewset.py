@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leads.models import OutreachTemplate
-from leads.tests.api.support import assert_problem
 from leads.tests.factories import LeadFactory, OutreachTemplateFactory, VariantFactory
+from pipeline_whisperer.tests.support import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from leads.console_charts import HEIGHT, MARGIN_BOTTOM, beta_pdf, posterior_chart, timeline_chart
+from leads.console.charts import HEIGHT, MARGIN_BOTTOM, beta_pdf, posterior_chart, timeline_chart
 
 
 def test_beta_pdf_matches_the_closed_form():

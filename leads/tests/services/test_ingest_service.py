@@ -10,7 +10,8 @@ from leads.lightfield import parse_event
 from leads.models import Lead, OutboxEvent
 from leads.pipeline.events import outbox_event
 from leads.pipeline.stages import ScorerStage
-from leads.scoring import RULES_MODEL, ScoreResult
+from leads.scoring.rules import RULES_MODEL
+from leads.scoring.types import ScoreResult
 from leads.services.ingest import ScoredEvent, facts_from_fields, lead_ingest_batch, lead_upsert_scored_batch
 from leads.tests.factories import LeadFactory
 from leads.topics import LEADS_RAW, LEADS_SCORED

@@ -9,7 +9,8 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from leads.models import Lead
-from leads.scoring import RULES_MODEL, ScoreResult
+from leads.scoring.rules import RULES_MODEL
+from leads.scoring.types import ScoreResult
 from leads.services.leads import lead_apply_score, lead_create, lead_score, lead_snooze, lead_unsnooze, lead_update
 from leads.tests.factories import LeadFactory
 from pipeline_whisperer.exceptions import Conflict, InvalidInput

@@ -1,16 +1,15 @@
 """The deterministic, explainable rule-based scorer.
 
 Each rule adds points and says why; the score is the points over the maximum, so the stored
-reasons add up to the score. Pure: it reads a `LeadFacts` and touches no database.
+reasons add up to the score. Pure: it reads a `LeadFacts` and touches neither the database
+nor the settings.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
-from django.conf import settings
+from leads.scoring.types import LeadFacts, ScoreResult
 
 RULES_MODEL = "rules-v1"
 
@@ -48,28 +47,6 @@ _TARGET_INDUSTRIES = {
 _INDUSTRY_POINTS = 10
 _PAIN_POINT_POINTS, _PAIN_POINT_CAP = 2, 10
 MAX_POINTS = 25 + 25 + 20 + 10 + _INDUSTRY_POINTS + _PAIN_POINT_CAP
-
-
-@dataclass(frozen=True)
-class LeadFacts:
-    """What the scorers may look at, whatever the lead's source."""
-
-    company_name: str
-    company_size: str = ""
-    company_industry: str = ""
-    contact_title: str = ""
-    budget_range: str = ""
-    timeline: str = ""
-    pain_points: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class ScoreResult:
-    score: float
-    persona: str
-    reasons: tuple[str, ...]
-    model: str
-    fallback_reason: str = ""
 
 
 def score_by_rules(facts: LeadFacts) -> ScoreResult:
@@ -115,31 +92,3 @@ def persona_for(facts: LeadFacts) -> str:
     if facts.company_size == "1-10":
         return "individual" if facts.budget_range == "<10k" else "startup"
     return "unknown"
-
-
-_configured_lock = threading.Lock()
-_configured_llm_scorer: Callable[[LeadFacts], ScoreResult] | None = None
-
-
-def configured_scorer() -> Callable[[LeadFacts], ScoreResult]:
-    """The scorer the settings ask for: the rules without `OPENAI_API_KEY`, else the LLM scorer.
-
-    The LLM scorer is built on first use and shared by the whole process, so every lead counts
-    towards one circuit breaker and reuses one connection pool. Safe under concurrent threads.
-    """
-    global _configured_llm_scorer
-    if not settings.OPENAI_API_KEY:
-        return score_by_rules
-    with _configured_lock:
-        if _configured_llm_scorer is None:
-            from leads.llm_scoring import LlmScorer  # lazily: the rules need neither openai nor the models
-
-            _configured_llm_scorer = LlmScorer()
-        return _configured_llm_scorer
-
-
-def reset_configured_scorer() -> None:
-    """Forget the shared LLM scorer, so the next `configured_scorer()` reads the settings afresh (tests)."""
-    global _configured_llm_scorer
-    with _configured_lock:
-        _configured_llm_scorer = None

@@ -1,4 +1,4 @@
-"""The read side of the staff console: what the dashboard and a lead's story show.
+"""The read side of the console's dashboard: funnel, experiments, machine health, activity.
 
 Builds on `leads.selectors` (funnel, timeline, activity, posteriors) and adds what only the
 console needs. Every function runs a fixed number of queries whatever the number of leads or
@@ -16,8 +16,8 @@ from django.db.models import Count, Min, Prefetch, Q
 
 from health.probes import stage_lag
 from leads import selectors
-from leads.console_charts import SERIES_COLOURS, PosteriorChart, posterior_chart, timeline_chart
-from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
+from leads.console.charts import SERIES_COLOURS, PosteriorChart, posterior_chart, timeline_chart
+from leads.models import DeadLetter, Experiment, OutboxEvent, Variant
 from ops.backups import backup_latest
 
 # Days of history the leads-over-time chart shows for each dashboard period.
@@ -108,8 +108,10 @@ def console_experiments() -> list[ExperimentPanel]:
 
 def console_machine_health() -> MachineHealth:
     """Outbox backlog, dead letters by topic, consumer lag per stage and the latest backup."""
-    outbox = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
-        backlog=Count("id"), failing=Count("id", filter=~Q(last_error="")), oldest=Min("created_at")
+    outbox = (
+        OutboxEvent.objects.pending()
+        .order_by()
+        .aggregate(backlog=Count("id"), failing=Count("id", filter=~Q(last_error="")), oldest=Min("created_at"))
     )
     dead = DeadLetter.objects.filter(status=DeadLetter.Status.PENDING).order_by("topic").values_list("topic")
     consumer_lag = stage_lag() or None
@@ -127,47 +129,6 @@ def console_machine_health() -> MachineHealth:
         lag_note=lag_note,
         backup=backup,
     )
-
-
-@dataclass(frozen=True)
-class StoryEntry:
-    at: datetime
-    kind: str
-    title: str
-    detail: str = ""
-    lines: tuple[str, ...] = ()
-
-
-def lead_story(*, lead: Lead) -> list[StoryEntry]:
-    """A lead's history in time order: ingested, scored (with reasons), each outreach (with the
-    message as rendered), each engagement event, and conversion. Two queries."""
-    entries = [StoryEntry(at=lead.created_at, kind="ingested", title=f"Ingested from {lead.source_channel or 'CRM'}")]
-    if lead.scored_at and lead.score is not None:
-        title = f"Scored {lead.score:.2f} as {lead.get_persona_display()} by {lead.scoring_model or 'rules'}"
-        entries.append(StoryEntry(at=lead.scored_at, kind="scored", title=title, lines=tuple(lead.scoring_reasons)))
-    outreach = Outreach.objects.filter(lead=lead).select_related("variant__experiment")
-    for message in outreach:
-        variant = str(message.variant) if message.variant else "no variant (forced)"
-        entries.append(
-            StoryEntry(
-                at=message.sent_at or message.created_at,
-                kind=f"outreach.{message.status}",
-                title=f"Outreach {message.status}: {variant}, to {message.to_email}",
-                detail=f"Subject: {message.subject}\n\n{message.body}",
-            )
-        )
-    events = EngagementEvent.objects.filter(outreach__lead=lead).only("event_type", "occurred_at", "outreach_id")
-    for event in events:
-        entries.append(
-            StoryEntry(
-                at=event.occurred_at,
-                kind=f"engagement.{event.event_type}",
-                title=f"{event.get_event_type_display()} (outreach {event.outreach_id})",
-            )
-        )
-    if lead.converted_at:
-        entries.append(StoryEntry(at=lead.converted_at, kind="converted", title="Converted"))
-    return sorted(entries, key=lambda entry: entry.at)
 
 
 def console_period(value: str | None) -> str:

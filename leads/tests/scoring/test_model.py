@@ -11,38 +11,13 @@ import time
 
 import pytest
 
-from leads.llm_scoring import LlmScorer
 from leads.models import Persona
-from leads.scoring import LeadFacts, ScoreResult, configured_scorer, reset_configured_scorer, score_by_rules
+from leads.scoring.model import LlmScorer
+from leads.scoring.rules import score_by_rules
+from leads.scoring.types import ScoreResult
+from leads.tests.scoring.support import API_KEY, LEAD, MODEL
 from pipeline_whisperer.resilience import BreakerState
 from tests.llm_server import Reply, answer, error, malformed, slow
-
-API_KEY = "sk-test-secret-0123456789abcdef"
-MODEL = "test-model"
-LEAD = LeadFacts(
-    company_name="Acme",
-    company_size="201-1000",
-    company_industry="Software",
-    contact_title="VP Sales",
-    budget_range="100k-500k",
-    timeline="next quarter",
-    pain_points=("manual reporting", "slow onboarding"),
-)
-
-
-@pytest.fixture
-def llm_settings(settings, llm_server):
-    """Settings pointing at the local server: 3 attempts, the breaker opening after 2 failed leads."""
-    settings.OPENAI_API_KEY = API_KEY
-    settings.OPENAI_BASE_URL = llm_server.base_url
-    settings.OPENAI_MODEL = MODEL
-    settings.LLM_TIMEOUT_SECONDS = 2.0
-    settings.LLM_MAX_ATTEMPTS = 3
-    settings.LLM_BREAKER_FAILURES = 2
-    settings.LLM_BREAKER_RESET_SECONDS = 30.0
-    reset_configured_scorer()
-    yield settings
-    reset_configured_scorer()
 
 
 class ManualClock:
@@ -213,35 +188,6 @@ def test_breaker_reopens_when_the_trial_fails(llm_settings, llm_server):
     assert len(llm_server.received) == 3
 
 
-def test_configured_scorer_recovers_in_real_time_after_a_short_reset(llm_settings, llm_server):
-    llm_settings.LLM_MAX_ATTEMPTS = 1
-    llm_settings.LLM_BREAKER_FAILURES = 1
-    llm_settings.LLM_BREAKER_RESET_SECONDS = 0.2
-    reset_configured_scorer()
-    llm_server.script(error(500), answer(0.9, "enterprise", "back"))
-
-    assert configured_scorer()(LEAD).fallback_reason == "llm unavailable: HTTP 500 after 1 attempt"
-    assert configured_scorer()(LEAD).fallback_reason == "llm circuit breaker open"
-    time.sleep(0.25)
-    assert configured_scorer()(LEAD).model == f"llm:{MODEL}"
-    assert len(llm_server.received) == 2
-
-
-def test_configured_scorer_is_the_rules_without_an_api_key(settings):
-    settings.OPENAI_API_KEY = ""
-
-    assert configured_scorer() is score_by_rules
-
-
-def test_configured_scorer_is_one_shared_llm_scorer_until_reset(llm_settings):
-    first = configured_scorer()
-
-    assert isinstance(first, LlmScorer)
-    assert configured_scorer() is first
-    reset_configured_scorer()
-    assert configured_scorer() is not first
-
-
 def test_api_key_never_appears_in_the_logs(llm_settings, llm_server, caplog):
     caplog.set_level(logging.DEBUG)
     echoing_401 = Reply(status=401, body={"error": {"message": f"Incorrect API key provided: {API_KEY}"}})
@@ -253,7 +199,7 @@ def test_api_key_never_appears_in_the_logs(llm_settings, llm_server, caplog):
     scorer.breaker.record_success()
     scorer(LEAD)
 
-    warnings = [record for record in caplog.records if record.name == "leads.llm_scoring"]
+    warnings = [record for record in caplog.records if record.name == "leads.scoring.model"]
     assert [record.levelno for record in warnings] == [logging.WARNING, logging.WARNING]
     assert API_KEY not in caplog.text
     assert all(API_KEY not in repr(record.__dict__) for record in caplog.records)

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from leads.scoring import MAX_POINTS, RULES_MODEL, LeadFacts, persona_for, score_by_rules
+from leads.scoring.rules import MAX_POINTS, RULES_MODEL, persona_for, score_by_rules
+from leads.scoring.types import LeadFacts
 
 STRONG_LEAD = LeadFacts(
     company_name="Acme",

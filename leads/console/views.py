@@ -1,4 +1,4 @@
-"""The console dashboard under the admin: /admin/console/ and the fragment it refreshes from.
+"""The console's views under the admin: the dashboard (/admin/console/) and the fragment it refreshes from.
 
 Both views go through `admin.site.admin_view`, so only active staff reach them (anyone else
 is sent to the admin login), and they also need permission to view leads.
@@ -13,11 +13,9 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import path
 
-from leads.console import console_dashboard, console_period
+from leads.console.dashboard import console_dashboard, console_period
 
-app_name = "console"
 PERIOD_LABELS = {"today": "Today", "7d": "7 days", "30d": "30 days", "all": "All time"}
 
 
@@ -42,9 +40,3 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
 def panels(request: HttpRequest) -> TemplateResponse:
     """The panels alone, as an HTML fragment, for the page's live refresh."""
     return TemplateResponse(request, "admin/leads/console/panels.html", _context(request))
-
-
-urlpatterns = [
-    path("", admin.site.admin_view(dashboard), name="dashboard"),
-    path("panels/", admin.site.admin_view(panels), name="panels"),
-]

@@ -21,7 +21,8 @@ from django.conf import settings
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from leads.models import Persona
-from leads.scoring import LeadFacts, ScoreResult, score_by_rules
+from leads.scoring.rules import score_by_rules
+from leads.scoring.types import LeadFacts, ScoreResult
 from pipeline_whisperer.exceptions import LlmError
 from pipeline_whisperer.resilience import CircuitBreaker, retry_call
 

@@ -1,0 +1,49 @@
+"""A lead's story for the console: its history in time order, as the lead's admin page shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from leads.models import EngagementEvent, Lead, Outreach
+
+
+@dataclass(frozen=True)
+class StoryEntry:
+    at: datetime
+    kind: str
+    title: str
+    detail: str = ""
+    lines: tuple[str, ...] = ()
+
+
+def lead_story(*, lead: Lead) -> list[StoryEntry]:
+    """A lead's history in time order: ingested, scored (with reasons), each outreach (with the
+    message as rendered), each engagement event, and conversion. Two queries."""
+    entries = [StoryEntry(at=lead.created_at, kind="ingested", title=f"Ingested from {lead.source_channel or 'CRM'}")]
+    if lead.scored_at and lead.score is not None:
+        title = f"Scored {lead.score:.2f} as {lead.get_persona_display()} by {lead.scoring_model or 'rules'}"
+        entries.append(StoryEntry(at=lead.scored_at, kind="scored", title=title, lines=tuple(lead.scoring_reasons)))
+    outreach = Outreach.objects.filter(lead=lead).select_related("variant__experiment")
+    for message in outreach:
+        variant = str(message.variant) if message.variant else "no variant (forced)"
+        entries.append(
+            StoryEntry(
+                at=message.sent_at or message.created_at,
+                kind=f"outreach.{message.status}",
+                title=f"Outreach {message.status}: {variant}, to {message.to_email}",
+                detail=f"Subject: {message.subject}\n\n{message.body}",
+            )
+        )
+    events = EngagementEvent.objects.filter(outreach__lead=lead).only("event_type", "occurred_at", "outreach_id")
+    for event in events:
+        entries.append(
+            StoryEntry(
+                at=event.occurred_at,
+                kind=f"engagement.{event.event_type}",
+                title=f"{event.get_event_type_display()} (outreach {event.outreach_id})",
+            )
+        )
+    if lead.converted_at:
+        entries.append(StoryEntry(at=lead.converted_at, kind="converted", title="Converted"))
+    return sorted(entries, key=lambda entry: entry.at)

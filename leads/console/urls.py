@@ -1,0 +1,13 @@
+"""The console's routes, mounted at /admin/console/ ahead of the admin's own catch-all."""
+
+from django.contrib import admin
+from django.urls import path
+
+from leads.console import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", admin.site.admin_view(views.dashboard), name="dashboard"),
+    path("panels/", admin.site.admin_view(views.panels), name="panels"),
+]

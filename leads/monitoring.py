@@ -1,0 +1,107 @@
+"""What the probes and /metrics must see of the pipeline, handed to health at start-up.
+
+health imports no app; `register()`, called from `LeadsConfig.ready()`, registers the outbox
+backlog check for /health/detailed, the pipeline's gauges for /metrics, and each stage's
+consumer group for the lag that /health/detailed, /metrics and the console report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, Min
+from django.utils import timezone
+from health_check.exceptions import ServiceWarning
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from health.checks import ProbeCheck, own_connection
+from health.registry import register_check, register_collector, register_consumer_groups
+from leads.models import DeadLetter, Lead, LeadStatus, OutboxEvent, Variant
+from leads.pipeline.stages import STAGES
+
+logger = logging.getLogger(__name__)
+
+
+def register() -> None:
+    """Register the pipeline's check, collector and consumer groups with health (idempotent)."""
+    register_check(OutboxBacklog, probes=("detailed",))
+    register_collector(PIPELINE_COLLECTOR)
+    register_consumer_groups({name: stage.topic for name, stage in STAGES.items()})
+
+
+@dataclasses.dataclass
+class OutboxBacklog(ProbeCheck):
+    """Unpublished outbox events; a warning when the oldest waited longer than
+    HEALTH_OUTBOX_MAX_AGE_SECONDS (the relay or the brokers are stuck)."""
+
+    def run(self) -> None:
+        with own_connection():
+            backlog = OutboxEvent.objects.pending().order_by().aggregate(count=Count("id"), oldest=Min("created_at"))
+        count = backlog["count"]
+        age = (timezone.now() - backlog["oldest"]).total_seconds() if backlog["oldest"] else 0.0
+        self.details.update(pending=count, oldest_age_seconds=round(age, 3))
+        if age > settings.HEALTH_OUTBOX_MAX_AGE_SECONDS:
+            raise ServiceWarning(f"{count} outbox event(s) pending, the oldest for {age:.0f} s")
+
+
+class PipelineCollector:
+    """Gauges computed per scrape with a few aggregate queries (a class: prometheus_client's
+    custom-collector interface). Without the database only `pipeline_database_up 0` remains."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            families = [_leads(), *_outbox(), _dead_letters(), *_posteriors()]
+        except DatabaseError as error:
+            logger.warning("pipeline metrics unavailable: %s", error)
+            families = []
+        yield GaugeMetricFamily(
+            "pipeline_database_up", "1 when the scrape could read the database.", 1.0 if families else 0.0
+        )
+        yield from families
+
+
+# One instance for the process: registering it again is then a no-op.
+PIPELINE_COLLECTOR = PipelineCollector()
+
+
+def _leads() -> Metric:
+    counts = dict.fromkeys(LeadStatus.values, 0) | dict(
+        Lead.objects.order_by().values_list("status").annotate(count=Count("id"))
+    )
+    family = GaugeMetricFamily("pipeline_leads", "Leads by status.", labels=["status"])
+    for status, count in counts.items():
+        family.add_metric([status], count)
+    return family
+
+
+def _outbox() -> list[Metric]:
+    backlog = OutboxEvent.objects.pending().order_by().aggregate(count=Count("id"), oldest=Min("created_at"))
+    age = (timezone.now() - backlog["oldest"]).total_seconds() if backlog["oldest"] else 0.0
+    return [
+        GaugeMetricFamily("pipeline_outbox_pending", "Outbox events not yet published.", backlog["count"]),
+        GaugeMetricFamily("pipeline_outbox_oldest_pending_seconds", "Age of the oldest unpublished event.", age),
+    ]
+
+
+def _dead_letters() -> Metric:
+    family = GaugeMetricFamily("pipeline_dead_letters", "Dead letters by topic and status.", labels=["topic", "status"])
+    rows = DeadLetter.objects.order_by().values_list("topic", "status").annotate(count=Count("id"))
+    for topic, status, count in rows:
+        family.add_metric([topic, status], count)
+    return family
+
+
+def _posteriors() -> list[Metric]:
+    labels = ["experiment", "variant"]
+    alpha = GaugeMetricFamily("pipeline_variant_posterior_alpha", "Beta posterior alpha per variant.", labels=labels)
+    beta = GaugeMetricFamily("pipeline_variant_posterior_beta", "Beta posterior beta per variant.", labels=labels)
+    mean = GaugeMetricFamily("pipeline_variant_posterior_mean", "Posterior mean conversion rate.", labels=labels)
+    for experiment, variant, a, b in Variant.objects.values_list("experiment__name", "name", "alpha", "beta"):
+        alpha.add_metric([experiment, variant], a)
+        beta.add_metric([experiment, variant], b)
+        mean.add_metric([experiment, variant], a / (a + b))
+    return [alpha, beta, mean]

@@ -1,0 +1,82 @@
+"""What leads registers with health: the outbox backlog check, the pipeline's gauges on /metrics
+and each stage's consumer group."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from health.registry import registered_checks, registered_collectors, registered_consumer_groups
+from leads.models import DeadLetter, LeadStatus, OutboxEvent
+from leads.monitoring import PIPELINE_COLLECTOR, OutboxBacklog, register
+from leads.pipeline.stages import STAGES
+from leads.tests.factories import LeadFactory, VariantFactory
+
+
+def _samples(response) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = response.content.decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.django_db
+def test_metrics_count_leads_by_status(client):
+    LeadFactory.create_batch(2, status=LeadStatus.SCORED)
+    LeadFactory(status=LeadStatus.CONVERTED)
+    samples = _samples(client.get("/metrics"))
+    assert samples[("pipeline_leads", (("status", "scored"),))] == 2
+    assert samples[("pipeline_leads", (("status", "converted"),))] == 1
+    assert samples[("pipeline_leads", (("status", "raw"),))] == 0
+
+
+@pytest.mark.django_db
+def test_metrics_show_variant_posteriors(client):
+    variant = VariantFactory(alpha=3.0, beta=1.0)
+    labels = (("experiment", variant.experiment.name), ("variant", variant.name))
+    samples = _samples(client.get("/metrics"))
+    assert samples[("pipeline_variant_posterior_alpha", labels)] == 3.0
+    assert samples[("pipeline_variant_posterior_mean", labels)] == 0.75
+
+
+@pytest.mark.django_db
+def test_metrics_count_dead_letters_by_topic_and_status(client):
+    DeadLetter.objects.create(stage="scorer", topic="leads.raw", value="{", error="ValueError")
+    samples = _samples(client.get("/metrics"))
+    assert samples[("pipeline_dead_letters", (("status", "pending"), ("topic", "leads.raw")))] == 1
+
+
+def test_each_stage_registers_its_consumer_group_on_its_topic():
+    assert {name: stage.topic for name, stage in STAGES.items()} == registered_consumer_groups()
+
+
+def test_the_outbox_check_is_in_the_detailed_probe_only():
+    assert OutboxBacklog in registered_checks("detailed")
+    assert OutboxBacklog not in registered_checks("readiness") + registered_checks("startup")
+
+
+def test_registering_again_changes_nothing():
+    before = (registered_checks("detailed"), registered_collectors(), registered_consumer_groups())
+    register()
+    assert (registered_checks("detailed"), registered_collectors(), registered_consumer_groups()) == before
+    assert registered_collectors().count(PIPELINE_COLLECTOR) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the check reads on a connection of its own thread
+def test_detailed_warns_when_the_oldest_outbox_event_waited_too_long(staff_client, settings):
+    settings.HEALTH_OUTBOX_MAX_AGE_SECONDS = 60
+    event = OutboxEvent.objects.create(
+        event_id=uuid.uuid4(), topic="leads.scored", key="lf-1", event_type="lead.scored", payload={}
+    )
+    OutboxEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    response = staff_client.get("/health/detailed")
+    backlog = response.json()["checks"]["outbox_backlog"]
+    assert response.status_code == 200  # a warning, not an outage
+    assert (backlog["status"], backlog["pending"]) == ("warning", 1)
+    assert backlog["oldest_age_seconds"] >= 300
