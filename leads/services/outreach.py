@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Case, Count, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -141,7 +141,8 @@ def outreach_send_batch(*, requests: Sequence[OutreachRequest], rng: random.Rand
 def _claim_batch(requests: Sequence[OutreachRequest], rng: random.Random) -> list[SendResult]:
     lead_ids = [request.lead_id for request in requests]
     with transaction.atomic():
-        leads = {lead.pk: lead for lead in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk")}
+        locked = Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk").only(*_LEAD_FIELDS_READ)
+        leads = {lead.pk: lead for lead in locked}
         pending = {o.lead_id: o for o in Outreach.objects.filter(lead_id__in=lead_ids, status=Outreach.Status.PENDING)}
         contacted = set(Outreach.objects.filter(lead_id__in=lead_ids).values_list("lead_id", flat=True))
         variants = variants_active()
@@ -188,6 +189,15 @@ def _claim_batch(requests: Sequence[OutreachRequest], rng: random.Random) -> lis
             results.append(SendResult(request, outreach=outreach))
         bulk_insert(created, key_field="message_id")
     return results
+
+
+# What eligibility and the template context read of a lead (not the raw event, the largest part).
+_LEAD_FIELDS_READ = (
+    "lightfield_id", "status", "score", "persona", "outreach_count", "unsubscribed_at", "bounced_at",
+    "company_name", "company_website", "company_industry", "company_size",
+    "contact_name", "contact_email", "contact_title",
+    "pain_points", "tech_stack", "budget_range", "timeline",
+)  # fmt: skip
 
 
 def _new_message_id() -> str:
@@ -287,10 +297,12 @@ def _mark_sent(results: Sequence[SendResult]) -> None:
     sends_per_lead = Counter(o.lead_id for o in sent)
     for count in set(sends_per_lead.values()):
         Lead.objects.filter(pk__in=[pk for pk, n in sends_per_lead.items() if n == count]).update(
-            contacted_at=Coalesce(F("contacted_at"), now), outreach_count=F("outreach_count") + count, updated_at=now
+            contacted_at=Coalesce(F("contacted_at"), now),
+            outreach_count=F("outreach_count") + count,
+            # A forced send to a lead who already answered or converted leaves that status as it is.
+            status=Case(When(status__in=PRE_CONTACT_STATUSES, then=Value(Lead.Status.CONTACTED)), default=F("status")),
+            updated_at=now,
         )
-    # A forced send to a lead who already answered or converted leaves that status as it is.
-    Lead.objects.filter(pk__in=sends_per_lead, status__in=PRE_CONTACT_STATUSES).update(status=Lead.Status.CONTACTED)
     lead_metrics_invalidate()
     for variant_id, count in Counter(o.variant_id for o in sent if o.variant_id is not None).items():
         Variant.objects.filter(pk=variant_id).update(sends=F("sends") + count, updated_at=now)
