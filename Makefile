@@ -83,8 +83,9 @@ bench-api: $(DEV_STAMP)  ## API load with wrk against gunicorn and bare-WSGI cei
 soak: $(DEV_STAMP)  ## mixed load through a stage crash, a Redis restart and a frozen broker; then checks
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
 
-bench-pipeline: $(DEV_STAMP)  ## pipeline throughput on PostgreSQL and tansu (results in bench/results/)
-	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs 3
+bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilings on PostgreSQL and tansu (LEADS RUNS BATCH PROFILE=stage; results in bench/results/)
+	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs $(or $(RUNS),3) \
+		--batch-size $(or $(BATCH),500) $(if $(PROFILE),--profile $(PROFILE))
 
 bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore (results in bench/results/)
 	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
