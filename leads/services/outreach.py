@@ -238,6 +238,9 @@ def _message(outreach: Outreach, connection: BaseEmailBackend) -> EmailMessage:
 def _send(connection: BaseEmailBackend, message: EmailMessage) -> None:
     def attempt() -> None:
         try:
+            # Opened here, send_messages keeps it open for the next message (it closes only a
+            # connection it opened itself); after a failure this reconnects.
+            connection.open()
             connection.send_messages([message])
         except Exception:
             _close_quietly(connection)  # the next attempt opens a fresh one

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import random
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,6 +157,20 @@ def test_a_poison_event_is_dead_lettered_at_once(stage_class, event, error, capl
     assert not event_was_applied(stage=stage_class.name, event_id=event.event_id)
     assert not Lead.objects.exists()
     assert not OutboxEvent.objects.exists()
+
+
+def test_a_batch_of_500_with_a_poison_and_a_contract_breaking_event_applies_498_at_once(django_assert_max_num_queries):
+    good = [_raw_event(_lightfield(f"lf-{n}"), event_id=f"raw-{n}") for n in range(498)]
+    poison = _raw_event(b"{not json", event_id="raw-poison")
+    breaking = _raw_event({"lightfield_id": "lf-nameless", "company": {"name": ""}}, event_id="raw-nameless")
+    events = [*good[:200], poison, *good[200:400], breaking, *good[400:]]
+    # The batch path: a constant number of queries, however many events (one claim per 300 ids).
+    with django_assert_max_num_queries(15):
+        outcomes = ScorerStage().process_batch(events)
+    assert Counter(outcomes) == {"applied": 498, "dead": 2}
+    assert (outcomes[200], outcomes[401]) == ("dead", "dead")
+    assert Lead.objects.count() == OutboxEvent.objects.count() == 498
+    assert sorted(DeadLetter.objects.values_list("event_id", "attempts")) == [("raw-nameless", 1), ("raw-poison", 1)]
 
 
 def test_a_message_with_nul_bytes_in_its_key_value_and_headers_is_dead_lettered_not_a_crash():
