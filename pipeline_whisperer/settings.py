@@ -381,11 +381,12 @@ KAFKA_CONSUMER_GROUP_PREFIX = env_str("KAFKA_CONSUMER_GROUP_PREFIX", "pipeline-w
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 45_000, minimum=1_000)
 KAFKA_PUBLISH_TIMEOUT_SECONDS = env_int("KAFKA_PUBLISH_TIMEOUT_SECONDS", 30, minimum=1)
 
-PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 200, minimum=1)
+PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 500, minimum=1)
 PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 3, minimum=1)
 PIPELINE_RETRY_BACKOFF_SECONDS = env_float("PIPELINE_RETRY_BACKOFF_SECONDS", 0.5)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 500, minimum=1)
 OUTREACH_EXPIRY_INTERVAL_SECONDS = env_int("OUTREACH_EXPIRY_INTERVAL_SECONDS", 300, minimum=1)
+OUTREACH_SEND_CONNECTIONS = env_int("OUTREACH_SEND_CONNECTIONS", 4, minimum=1)
 
 # ---------------------------------------------------------------------------------------
 # Staff console (issue 6): the dashboard under /admin/console/

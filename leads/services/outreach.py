@@ -16,6 +16,7 @@ import smtplib
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -206,8 +207,21 @@ def _new_message_id() -> str:
 
 
 def _send_all(results: Sequence[SendResult]) -> None:
-    """Send each result's outreach over one mail connection, recording per result what happened.
-    Once the server stays unreachable, the rest are not tried: they fail with the same error."""
+    """Send the results' outreach over OUTREACH_SEND_CONNECTIONS mail connections at once (each
+    its share, in order), recording per result what happened. A mail server answers each command
+    before the next: parallel connections keep it and us busy instead of waiting on each other."""
+    connections = min(settings.OUTREACH_SEND_CONNECTIONS, len(results))
+    shares = [results[start::connections] for start in range(connections)]
+    if connections == 1:
+        _send_share(shares[0])
+        return
+    with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="outreach-send") as pool:
+        list(pool.map(_send_share, shares))
+
+
+def _send_share(results: Sequence[SendResult]) -> None:
+    """Send over one connection; once the server stays unreachable, the rest are not tried:
+    they fail with the same error, to be retried."""
     connection = get_connection()
     try:
         for position, result in enumerate(results):
