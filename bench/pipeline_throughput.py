@@ -5,7 +5,7 @@ seeded events produced to leads.raw up front (`simulate_leads --to kafka`). Then
 other, on the same broker and leads and with the same batch size:
   ceiling (a)  a bare confluent-kafka consumer reads leads.raw in batches and commits offsets
                synchronously after each (bench/pipeline_ceiling.py kafka), its own group;
-  ceiling (b)  the same plus one multi-row INSERT per batch into a copy of leads_lead (insert);
+  ceiling (b)  the same plus one COPY per batch into a copy of leads_lead (insert);
   the stages   every stage `run_pipeline` offers but `all`, each its own
                `manage.py run_pipeline STAGE --batch-size B` process: rule scorer, mail over SMTP
                to bench/smtp_sink.py (aiosmtpd, its own process, counts only).
@@ -375,7 +375,7 @@ def render(report: dict[str, Any]) -> str:
     rows = [("scorer alone", m["scorer_alone"], None), *[(stage, stages[stage], None) for stage in report["stages"]]]
     ceiling_rows = [
         ("ceiling (a): consume + commit", ceilings["a"], "a"),
-        ("ceiling (b): (a) + one INSERT per batch", ceilings["b"], "b"),
+        ("ceiling (b): (a) + one COPY per batch", ceilings["b"], "b"),
     ]
     lines = [
         f"# Pipeline throughput ({report['leads']:,} leads, batch size {report['batch_size']}, "
