@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from email.message import Message
 from pathlib import Path
 
@@ -141,17 +142,17 @@ class SmtpSink:
 
 
 class PipelineProcess:
-    """`manage.py run_pipeline STAGE` in a child process with the given environment."""
+    """`manage.py run_pipeline STAGE [ARGS]` in a child process with the given environment."""
 
-    def __init__(self, stage: str, env: dict[str, str], log_dir: Path) -> None:
-        self.stage, self.env = stage, env
+    def __init__(self, stage: str, env: dict[str, str], log_dir: Path, args: Sequence[str] = ()) -> None:
+        self.stage, self.env, self.args = stage, env, list(args)
         self.log_path = log_dir / f"{stage}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> PipelineProcess:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "manage.py", "run_pipeline", self.stage],
+            [sys.executable, "manage.py", "run_pipeline", self.stage, *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -14,8 +14,8 @@ from leads.services.simulation import simulated_events
 from leads.topics import LEADS_RAW
 from pipeline_whisperer.logging import ACCESS_LOGGER
 from pipeline_whisperer.tests.support import captured_log_lines
+from tests.pipeline_support import read_topic, wait_until
 from tests.stand_ins import PipelineProcess, SmtpSink, TansuBroker, pipeline_env
-from tests.test_pipeline_kafka import read_topic, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,110 +5,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer
-from django.db import connection
 
 from leads.models import DeadLetter, Lead, OutboxEvent, Outreach, Variant
 from leads.pipeline.events import encode
 from leads.services.simulation import simulated_events
-from leads.tests.factories import ExperimentFactory, OutreachTemplateFactory, VariantFactory
 from leads.topics import LEADS_RAW, LEADS_SCORED, dead_letter_topic
-from pipeline_whisperer.kafka import make_producer
-from tests.stand_ins import PipelineProcess, SmtpSink, TansuBroker, pipeline_env
+from tests.pipeline_support import leads_settled, produce_raw, read_topic, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STAGES = ("relay", "scorer", "outreach", "feedback")
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def experiment() -> list[Variant]:
-    experiment = ExperimentFactory(name="Kafka test")
-    return [
-        VariantFactory(experiment=experiment, name=name, template=OutreachTemplateFactory(name=name))
-        for name in ("A", "B")
-    ]
-
-
-@pytest.fixture
-def kafka_settings(settings, broker: TansuBroker):
-    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
-    settings.KAFKA_TOPIC_PARTITIONS = 3
-    settings.KAFKA_PUBLISH_TIMEOUT_SECONDS = 5
-    return settings
-
-
-@pytest.fixture
-def pipeline(
-    kafka_settings, broker: TansuBroker, smtp_sink: SmtpSink, tmp_path
-) -> Iterator[Callable[..., PipelineProcess]]:
-    """Starts stage processes against the test database; stops them all at the end."""
-    started: list[PipelineProcess] = []
-    env = pipeline_env(
-        database_name=connection.settings_dict["NAME"], bootstrap=broker.bootstrap, smtp_port=smtp_sink.port
-    )
-
-    def start(stage: str) -> PipelineProcess:
-        process = PipelineProcess(stage, env, tmp_path).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.alive():
-            process.kill()
-
-
-def produce_raw(bootstrap: str, events: list[dict | bytes]) -> None:
-    producer = make_producer()
-    for event in events:
-        value = event if isinstance(event, bytes) else encode(event)
-        key = b"poison" if isinstance(event, bytes) else event["lightfield_id"].encode()
-        producer.produce(LEADS_RAW, key=key, value=value)
-    assert producer.flush(15) == 0
-
-
-def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list:
-    """The first `count` messages of `topic`, read by a consumer group of the test's own."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([topic])
-    messages: list = []
-    deadline = time.monotonic() + timeout
-    while len(messages) < count and time.monotonic() < deadline:
-        message = consumer.poll(1.0)
-        if message is not None and not message.error():
-            messages.append(message)
-    consumer.close()
-    return messages
-
-
-def leads_settled(expected: int) -> Callable[[], bool]:
-    """All `expected` leads are past scoring and every qualified one has had its outreach sent."""
-
-    def check() -> bool:
-        counts = Counter(Lead.objects.values_list("status", flat=True))
-        return sum(counts.values()) == expected and counts["raw"] == 0 and counts["scored"] == 0
-
-    return check
 
 
 def test_leads_from_the_api_and_from_kafka_flow_to_conversion(api_client, pipeline, broker, smtp_sink, experiment):
