@@ -111,6 +111,24 @@ def assert_nobody_mailed_twice(smtp_sink: SmtpSink) -> None:
     assert sum(Variant.objects.values_list("sends", flat=True)) == sent_events == len(outreach)
 
 
+def test_a_batch_of_500_with_a_poison_and_a_contract_breaking_event_applies_498_at_once(batch_stage, broker):
+    good = list(simulated_events(count=498, seed=11, prefix="mixed"))
+    nameless = {"lightfield_id": "nameless", "company": {"name": ""}}
+    produce_raw(broker.bootstrap, [*good[:250], b"{not json", *good[250:400], nameless, *good[400:]])
+    scorer = batch_stage("scorer")
+
+    wait_until(lambda: scored_leads() == 498 and DeadLetter.objects.count() == 2, timeout=60, what="498 scored, 2 dead")
+    assert sorted(DeadLetter.objects.values_list("key", "attempts")) == [("nameless", 1), ("poison", 1)]
+    # The batch path: no event of these batches went the event-by-event way, and the claims of
+    # the 498 share the few timestamps of the few batches the consumer handed over.
+    assert "retrying it event by event" not in scorer.log()
+    assert ProcessedEvent.objects.filter(stage="scorer").values("processed_at").distinct().count() <= 6
+    # The stage is still running: the next lead is scored too.
+    produce_raw(broker.bootstrap, list(simulated_events(count=1, seed=12, prefix="after")))
+    wait_until(lambda: scored_leads() == 499, timeout=30, what="the lead after the dead letters")
+    assert scorer.alive()
+
+
 def test_a_scorer_killed_mid_batch_leaves_no_lead_behind_and_mails_nobody_twice(
     batch_stage, broker, smtp_sink, experiment
 ):
