@@ -152,7 +152,7 @@ def test_an_outreach_stage_killed_mid_batch_mails_every_qualified_lead_exactly_o
         batch_stage(stage)
     produce_raw(broker.bootstrap, list(simulated_events(count=OUTREACH_KILL_LEADS, seed=42, prefix="outreach-kill")))
     wait_until(lambda: scored_leads() == OUTREACH_KILL_LEADS, timeout=SETTLE_TIMEOUT, what="every lead scored")
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    wait_until(lambda: not OutboxEvent.objects.pending().exists(), what="an empty outbox")
     qualified = Lead.objects.filter(status=Lead.Status.SCORED).count()
 
     # The outreach stage starts on a backlog of several batches of leads.scored.
@@ -198,7 +198,7 @@ def test_a_feedback_stage_killed_mid_batch_counts_every_reward_exactly_once(
         chunk = engagements[start : start + BATCH_SIZE]
         response = api_client.post("/api/v1/engagements", chunk, format="json")
         assert response.status_code == 202, response.content
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    wait_until(lambda: not OutboxEvent.objects.pending().exists(), what="an empty outbox")
     # The feedback stage starts on a backlog of several batches: every outreach.sent, then the engagements.
     feedback = batch_stage("feedback")
     kill_mid_way(feedback, rewarded_outreach, len(sent))
@@ -263,7 +263,7 @@ def end_state(mails: list) -> EndState:
         sends=sum(Variant.objects.values_list("sends", flat=True)),
         outbox={key: count for key, count in outbox.items() if key[0] != LEADS_RAW},
         raw_outbox=OutboxEvent.objects.filter(topic=LEADS_RAW).count(),
-        pending_outbox=OutboxEvent.objects.filter(published_at__isnull=True).count(),
+        pending_outbox=OutboxEvent.objects.pending().count(),
         dead_letters=DeadLetter.objects.count(),
         recipients=sorted(mail["To"] for mail in mails),
     )
@@ -282,7 +282,7 @@ def through_kafka_in_batches(events: list[dict], batch_stage, broker, smtp_sink:
     processes = [batch_stage(stage) for stage in STAGES]
     produce_raw(broker.bootstrap, events)
     wait_until(leads_settled(len(events)), timeout=SAME_STATE_TIMEOUT, what=f"{len(events)} leads through Kafka")
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    wait_until(lambda: not OutboxEvent.objects.pending().exists(), what="an empty outbox")
     for process in processes:
         assert process.terminate() == 0, process.log()
     return end_state(smtp_sink.received())

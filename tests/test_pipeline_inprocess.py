@@ -204,7 +204,7 @@ def test_every_outbox_row_is_delivered_before_the_request_returns(api_client, ma
     ingest(api_client, lightfield_event("lf-d1"), lightfield_event("lf-d2", profile=WEAK))
     topics = sorted(OutboxEvent.objects.values_list("topic", flat=True))
     assert topics == sorted([LEADS_RAW, LEADS_RAW, LEADS_SCORED, LEADS_SCORED, OUTREACH_EVENTS])
-    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    assert not OutboxEvent.objects.pending().exists()
 
 
 def test_the_request_id_of_the_ingest_follows_the_lead_through_every_stage(api_client, mailbox, variants):
@@ -474,7 +474,7 @@ def test_a_poison_event_is_dead_lettered_with_its_error_and_later_events_still_f
     assert dead.value == encode({"lightfield_id": ""}).decode()
     assert Lead.objects.get().lightfield_id == "lf-after-poison"
     assert [mail["To"] for mail in mailbox.received()] == ["lf-after-poison@acme.example.com"]
-    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    assert not OutboxEvent.objects.pending().exists()
 
 
 def test_a_delivered_outbox_row_is_not_delivered_again(api_client, mailbox, variants):

@@ -47,7 +47,7 @@ def test_leads_from_the_api_and_from_kafka_flow_to_conversion(api_client, pipeli
     for variant in Variant.objects.all():
         assert variant.alpha == 1 + variant.successes
         assert variant.sends == Outreach.objects.filter(variant=variant, sent_at__isnull=False).count()
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    wait_until(lambda: not OutboxEvent.objects.pending().exists(), what="an empty outbox")
     assert process.terminate() == 0, process.log()
 
     # The request's correlation id travelled into Kafka headers and on through the stages.
@@ -142,7 +142,7 @@ def _pipeline_settled(api_client, pipeline, *, leads: int, seed: int) -> None:
 
 def _everything_flowed_once(leads: int, what: str) -> None:
     wait_until(leads_settled(leads), timeout=120, what=what)
-    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="an empty outbox")
+    wait_until(lambda: not OutboxEvent.objects.pending().exists(), what="an empty outbox")
     assert set(Counter(Outreach.objects.values_list("lead_id", flat=True)).values()) == {1}
 
 
@@ -159,7 +159,7 @@ def test_ingest_answers_while_the_broker_is_down_and_everything_flows_when_it_re
         assert response.status_code == 202
     assert time.monotonic() - started < 10, "ingest waited on the broker"
     time.sleep(3)
-    assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= 40
+    assert OutboxEvent.objects.pending().count() >= 40
     broker.resume()
 
     _everything_flowed_once(50, what="every lead after the broker returned")
