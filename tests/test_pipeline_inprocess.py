@@ -19,7 +19,6 @@ from django.utils import timezone
 from leads.models import DeadLetter, EngagementEvent, Lead, OutboxEvent, Outreach, Variant
 from leads.pipeline.events import encode
 from leads.pipeline.inprocess import drain
-from leads.services.pipeline import dead_letter_retry
 from leads.tests.factories import ExperimentFactory, OutreachTemplateFactory, VariantFactory
 from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 from tests.stand_ins import SmtpSink, free_port
@@ -497,25 +496,24 @@ def _ingest_while_smtp_is_down(client, port: int) -> Outreach:
     ingest(client, lightfield_event("lf-outage"))
     pending = Outreach.objects.get()
     assert pending.status == Outreach.Status.PENDING
-    assert DeadLetter.objects.get().stage == "outreach"
     return pending
 
 
-def test_a_send_that_failed_while_smtp_was_down_is_dead_lettered_with_its_error(api_client, variants, smtp_port):
+def test_a_send_that_failed_while_smtp_was_down_is_kept_for_later_not_dead_lettered(api_client, variants, smtp_port):
     _ingest_while_smtp_is_down(api_client, smtp_port)
-    dead = DeadLetter.objects.get()
-    assert (dead.topic, dead.key) == (LEADS_SCORED, "lf-outage")
-    assert dead.error.startswith("ConnectionRefusedError")
+    assert not DeadLetter.objects.exists()
+    # The lead.scored event stays in the outbox for the next drain (run_pipeline all).
+    assert list(OutboxEvent.objects.pending().values_list("topic", flat=True)) == [LEADS_SCORED]
     assert Lead.objects.get().status == Lead.Status.SCORED
 
 
-def test_a_send_delivered_again_after_an_smtp_outage_keeps_its_message_id(api_client, variants, smtp_port):
+def test_a_send_kept_during_an_smtp_outage_goes_out_under_its_message_id_when_the_server_is_back(
+    api_client, variants, smtp_port
+):
     pending = _ingest_while_smtp_is_down(api_client, smtp_port)
     sink = SmtpSinkOnPort(smtp_port).start()
     try:
-        # The bus hands the same leads.scored event to the stage again, as Kafka would after a crash.
-        OutboxEvent.objects.filter(topic=LEADS_SCORED).update(published_at=None)
-        drain()
+        assert drain() == 1
         [mail] = sink.received()
     finally:
         sink.stop()
@@ -523,17 +521,5 @@ def test_a_send_delivered_again_after_an_smtp_outage_keeps_its_message_id(api_cl
     assert outreach.pk == pending.pk
     assert outreach.status == Outreach.Status.SENT
     assert mail["Message-ID"] == outreach.message_id == pending.message_id
-
-
-def test_retrying_the_dead_letter_of_a_failed_send_mails_under_the_same_message_id(api_client, variants, smtp_port):
-    pending = _ingest_while_smtp_is_down(api_client, smtp_port)
-    sink = SmtpSinkOnPort(smtp_port).start()
-    try:
-        dead_letter_retry(dead_letter=DeadLetter.objects.get())
-        [mail] = sink.received()
-    finally:
-        sink.stop()
-    [outreach] = Outreach.objects.all()
-    assert outreach.status == Outreach.Status.SENT
-    assert mail["Message-ID"] == outreach.message_id == pending.message_id
     assert Lead.objects.get().status == Lead.Status.CONTACTED
+    assert not DeadLetter.objects.exists()

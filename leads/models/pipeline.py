@@ -46,8 +46,8 @@ class OutboxEvent(models.Model):
 
 
 class ProcessedEvent(models.Model):
-    """That a stage applied an event; written in the transaction that applied it, so a
-    redelivered event is recognised and changes nothing."""
+    """That a stage is done with an event, having applied it or dead-lettered it; written in the
+    transaction that did so, so a redelivered event is recognised and changes nothing."""
 
     stage = models.CharField(max_length=50)
     event_id = models.CharField(max_length=100)

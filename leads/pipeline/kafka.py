@@ -19,11 +19,12 @@ from django.utils import timezone
 
 from leads.models import OutboxEvent
 from leads.pipeline.events import Event, event_from_message, outbox_event, wire_headers
-from leads.pipeline.stages import Outcome, Stage
+from leads.pipeline.stages import DependencyDown, Outcome, Stage
 from leads.topics import TOPICS, dead_letter_topic
 from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.kafka import ensure_topics, make_consumer, make_producer
 from pipeline_whisperer.locks import leadership
+from pipeline_whisperer.outages import Outage, dependency_down
 
 logger = logging.getLogger(__name__)
 ALL_TOPICS = [*TOPICS, *(dead_letter_topic(topic) for topic in TOPICS)]
@@ -40,6 +41,7 @@ class StageConsumer:
         self.batch_size = batch_size or settings.PIPELINE_BATCH_SIZE
         self.poll_timeout = poll_timeout
         self.counts = dict.fromkeys(Outcome, 0)
+        self.outage = Outage(stage.name, stop)
 
     def run(self) -> None:
         ensure_topics(ALL_TOPICS)
@@ -74,7 +76,10 @@ class StageConsumer:
             headers = cast("list[tuple[str, bytes | None]] | None", message.headers())
             events.append(event_from_message(topic=topic, key=message.key(), value=message.value(), headers=headers))
             offsets[(topic, partition)] = offset + 1
-        for event, outcome in zip(events, self.stage.process_batch(events), strict=True):
+        outcomes = self._until_applied(events)
+        if outcomes is None:  # stopped during an outage: the batch is redelivered to whoever comes next
+            return
+        for event, outcome in zip(events, outcomes, strict=True):
             self.counts[outcome] += 1
             if outcome == Outcome.DEAD:
                 self._publish_dead_letter(producer, event)
@@ -85,6 +90,20 @@ class StageConsumer:
             except KafkaException as error:  # redelivery after this is harmless: the events are recorded
                 logger.warning("%s could not commit offsets: %s", self.stage.name, error)
         close_old_connections()
+
+    def _until_applied(self, events: Sequence[Event]) -> list[Outcome] | None:
+        """The batch through the stage, retried with backoff while a dependency is down; None if
+        the stage was stopped meanwhile. OutageGaveUp ends the loop (and the process)."""
+        while True:
+            try:
+                outcomes = self.stage.process_batch(events)
+            except DependencyDown as error:
+                self.outage.wait(error)
+                if self.stop.is_set():
+                    return None
+                continue
+            self.outage.over()
+            return outcomes
 
     def _publish_dead_letter(self, producer: Producer, event: Event) -> None:
         dead = Event(
@@ -109,13 +128,28 @@ class OutboxRelay:
         self.delivery_failed = False  # the last batch stopped at a failed delivery
 
     def run(self) -> None:
+        """Lead and publish until stopped; a database or broker outage is waited out (leadership,
+        whose lock lived on a connection the outage broke, is won again before publishing)."""
+        outage = Outage("relay", self.stop)
+        while not self.stop.is_set():
+            try:
+                self._lead_and_publish(outage)
+            except Exception as error:
+                if not dependency_down(error):
+                    raise
+                outage.wait(error)
+        logger.info("relay stopped after publishing %s events", self.published)
+
+    def _lead_and_publish(self, outage: Outage) -> None:
         with leadership("outbox-relay", self.stop) as leading:
             if not leading:
                 return
             ensure_topics(ALL_TOPICS)
             producer = make_producer()
             while not self.stop.is_set():
-                if self.publish_batch(producer) == 0:
+                published = self.publish_batch(producer)
+                outage.over()
+                if published == 0:
                     self.stop.wait(self.idle_seconds)
                 if self.delivery_failed:
                     # After deliveries timed out while the brokers were away, an idempotent
@@ -124,7 +158,6 @@ class OutboxRelay:
                     producer.purge()
                     producer, self.delivery_failed = make_producer(), False
             producer.flush(10)
-        logger.info("relay stopped after publishing %s events", self.published)
 
     def publish_batch(self, producer: Producer) -> int:
         rows = list(OutboxEvent.objects.pending()[: self.batch_size])

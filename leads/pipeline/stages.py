@@ -23,6 +23,7 @@ from django.db import transaction
 from leads.dead_letters import dead_letter_record
 from leads.idempotency import events_applied, events_claim
 from leads.lightfield import InvalidEvent, parse_event
+from leads.models import ProcessedEvent
 from leads.pipeline.events import Event
 from leads.scoring.factory import configured_scorer
 from leads.services.feedback import engagement_apply_batch
@@ -30,8 +31,11 @@ from leads.services.ingest import ScoredEvent, facts_from_fields, lead_upsert_sc
 from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_record_batch, outreach_send_batch
 from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 from pipeline_whisperer.correlation import correlation_scope
+from pipeline_whisperer.outages import dependency_down
 
 logger = logging.getLogger(__name__)
+# The longest event id the applied-event table holds; a dead letter's claim is cut to it.
+_RECORDABLE_ID = ProcessedEvent._meta.get_field("event_id").max_length or 100
 
 
 class Outcome(enum.StrEnum):
@@ -42,6 +46,12 @@ class Outcome(enum.StrEnum):
 
 class PoisonEvent(ValueError):
     """The event can never be applied (not JSON, breaks the contract): dead-letter it at once."""
+
+
+class DependencyDown(Exception):
+    """A dependency the batch needs (database, mail server, broker) is unavailable: nothing is
+    dead-lettered for it; the caller retries the whole batch once it is back (what was applied
+    meanwhile is skipped then)."""
 
 
 @dataclass
@@ -84,8 +94,20 @@ class Stage:
     def process_batch(self, events: Sequence[Event]) -> list[Outcome]:
         """Apply each event once; the outcomes in the order of `events`.
 
-        Raises only if the database itself fails, so the caller must not move past the batch.
+        Raises DependencyDown when a dependency fails, so the caller must not move past the batch
+        but retry it; an event that can never succeed is dead-lettered (once, however often it
+        is redelivered).
         """
+        try:
+            return self._process_batch(events)
+        except DependencyDown:
+            raise
+        except Exception as error:
+            if dependency_down(error):
+                raise DependencyDown(f"{type(error).__name__}: {error}") from error
+            raise
+
+    def _process_batch(self, events: Sequence[Event]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         items: dict[int, Item] = {}
         seen: set[str] = set()
@@ -121,6 +143,8 @@ class Stage:
                 claimed = events_claim(stage=self.name, event_ids=[item.event.event_id for item in ready.values()])
                 self.handle([item for item in ready.values() if item.event.event_id in claimed])
         except Exception as error:
+            if dependency_down(error):
+                raise
             logger.warning("%s: a batch of %s failed (%s); retrying it event by event", self.name, len(ready), error)
             outcomes.update({index: self._apply_one(item) for index, item in ready.items()})
         else:
@@ -128,6 +152,8 @@ class Stage:
                 outcomes[index] = Outcome.APPLIED if item.event.event_id in claimed else Outcome.SKIPPED
         for index, item in items.items():
             if index not in outcomes:
+                if item.error is not None and dependency_down(item.error):
+                    raise DependencyDown(f"{type(item.error).__name__}: {item.error}") from item.error
                 outcomes[index] = self._apply_one(item)
         return outcomes
 
@@ -150,6 +176,8 @@ class Stage:
             except (PoisonEvent, InvalidEvent) as error:
                 return self._dead(item.event, error, attempts=attempt)
             except Exception as error:
+                if dependency_down(error):
+                    raise
                 logger.warning("%s failed on %s (attempt %s): %s", self.name, item.event.event_id, attempt, error)
                 if attempt == settings.PIPELINE_MAX_ATTEMPTS:
                     return self._dead(item.event, error, attempts=attempt)
@@ -157,19 +185,24 @@ class Stage:
         raise AssertionError("unreachable")
 
     def _dead(self, event: Event, error: Exception, *, attempts: int) -> Outcome:
+        """Dead-letter `event`, recorded as applied in the same transaction: a redelivery of its
+        batch (after a crash or an outage) finds it done instead of dead-lettering it again."""
         reason = f"{type(error).__name__}: {error}"
+        with transaction.atomic():
+            if not events_claim(stage=self.name, event_ids=[event.event_id[:_RECORDABLE_ID]]):
+                return Outcome.SKIPPED
+            dead_letter_record(
+                stage=self.name,
+                topic=event.topic,
+                key=event.key,
+                event_id=event.event_id,
+                value=event.value,
+                headers={**event.headers, "event_type": event.event_type, "correlation_id": event.correlation_id},
+                error=reason,
+                attempts=attempts,
+            )
         with correlation_scope(event.correlation_id):
             logger.error("%s dead-lettered %s after %s attempt(s): %s", self.name, event.event_id, attempts, reason)
-        dead_letter_record(
-            stage=self.name,
-            topic=event.topic,
-            key=event.key,
-            event_id=event.event_id,
-            value=event.value,
-            headers={**event.headers, "event_type": event.event_type, "correlation_id": event.correlation_id},
-            error=reason,
-            attempts=attempts,
-        )
         return Outcome.DEAD
 
     def _log(self, event: Event, outcome: Outcome) -> None:

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import OperationalError
 from django.utils import timezone
 
 from leads.idempotency import event_was_applied
 from leads.models import DeadLetter, EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Variant
 from leads.pipeline.events import Event, encode, event_from_message, outbox_event
-from leads.pipeline.stages import FeedbackStage, Item, OutreachStage, ScorerStage, Stage
+from leads.pipeline.stages import DependencyDown, FeedbackStage, Item, OutreachStage, ScorerStage, Stage
 from leads.scoring.rules import RULES_MODEL, score_by_rules
 from leads.scoring.types import LeadFacts
 from leads.services.leads import lead_emit_scored
@@ -154,7 +155,8 @@ def test_a_poison_event_is_dead_lettered_at_once(stage_class, event, error, capl
     assert dead.error.startswith(error)
     assert dead.value == event.value.decode()
     assert not [record for record in caplog.records if record.levelno == logging.WARNING]  # never retried
-    assert not event_was_applied(stage=stage_class.name, event_id=event.event_id)
+    # Done with, as a dead letter: a redelivery of its batch is skipped, never dead-lettered twice.
+    assert event_was_applied(stage=stage_class.name, event_id=event.event_id)
     assert not Lead.objects.exists()
     assert not OutboxEvent.objects.exists()
 
@@ -210,7 +212,7 @@ def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_with_the_erro
     assert dead.error == "DoesNotExist: Outreach matching query does not exist."
     failures = [record for record in caplog.records if "failed on" in record.getMessage()]
     assert len(failures) == max_attempts
-    assert not event_was_applied(stage="feedback", event_id=event.event_id)
+    assert event_was_applied(stage="feedback", event_id=event.event_id)  # done with, as a dead letter
     assert not EngagementEvent.objects.exists()
 
 
@@ -230,13 +232,50 @@ def test_an_event_that_fails_and_then_succeeds_is_applied_once():
             self.calls += 1
             LeadFactory(lightfield_id=f"lf-call-{self.calls}")
             if self.calls < 3:
-                raise ConnectionError("the database went away")
+                raise RuntimeError("a fault of this event's handling, not of a dependency")
 
     stage = FlakyStage()
     assert stage.process(_raw_event({}, event_id="flaky-1")) == "applied"
     assert stage.calls == 3
     assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-call-3"]
     assert not DeadLetter.objects.exists()
+
+
+class DatabaseDownStage(Stage):
+    """A stage whose database connection breaks the first `outage` times it writes."""
+
+    name, topic = "outage", LEADS_RAW
+
+    def __init__(self, outage: int) -> None:
+        self.outage, self.calls = outage, 0
+
+    def decode(self, event: Event) -> None:
+        return None
+
+    def handle(self, items: Sequence[Item]) -> None:
+        self.calls += 1
+        LeadFactory(lightfield_id=f"lf-call-{self.calls}")
+        if self.calls <= self.outage:
+            raise OperationalError("terminating connection due to administrator command")
+
+
+def test_a_batch_meeting_a_database_outage_raises_dependency_down_and_dead_letters_nothing():
+    stage, events = DatabaseDownStage(outage=1), [_raw_event({}, event_id=f"down-{n}") for n in range(3)]
+    with pytest.raises(DependencyDown, match="administrator command"):
+        stage.process_batch(events)
+    assert stage.calls == 1  # not retried event by event: the outage is not the events' fault
+    assert not DeadLetter.objects.exists()
+    assert not Lead.objects.exists()  # the batch's transaction rolled back
+    # The caller retries the same batch once the database is back: applied once.
+    assert stage.process_batch(events) == ["applied"] * 3
+    assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-call-2"]
+
+
+def test_a_poison_event_redelivered_after_it_was_dead_lettered_is_skipped_not_dead_lettered_again():
+    poison = _raw_event(b"{not json", event_id="raw-poison")
+    assert ScorerStage().process_batch([poison]) == ["dead"]
+    assert ScorerStage().process_batch([poison, _raw_event(_lightfield())]) == ["skipped", "applied"]
+    assert DeadLetter.objects.count() == 1
 
 
 def test_a_lead_scored_event_for_a_deleted_lead_is_applied_and_does_nothing():

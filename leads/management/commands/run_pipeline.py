@@ -3,11 +3,14 @@
 With Kafka each stage is a consumer-group member (run several processes of a stage to share its
 partitions); `all` runs every stage in one process, in threads. Without Kafka the stages run
 in-process after each commit, and `all` delivers whatever a stopped process left in the outbox.
-SIGTERM or SIGINT: the current batch finishes and commits, then the command exits 0.
+SIGTERM or SIGINT: the current batch finishes and commits, then the command exits 0. A database,
+broker or mail server that is down is waited for (backoff, the same batch again); a loop that
+dies anyway, or an outage past PIPELINE_OUTAGE_GIVE_UP_SECONDS, ends the command with exit 1.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from argparse import ArgumentParser
@@ -19,6 +22,8 @@ from django.core.management.base import BaseCommand, CommandError
 from leads.pipeline.inprocess import drain
 from leads.pipeline.kafka import OutboxRelay, StageConsumer
 from leads.pipeline.stages import STAGES
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -38,12 +43,18 @@ class Command(BaseCommand):
             self._drain_in_process(stop)
             return
         runners = [self._runner(name, stop, batch_size) for name in ([*STAGES, "relay"] if stage == "all" else [stage])]
-        threads = [threading.Thread(target=runner.run, name=name, daemon=True) for name, runner in runners]
+        failures: list[str] = []
+        threads = [
+            threading.Thread(target=_run_or_stop_all, args=(name, runner, stop, failures), name=name, daemon=True)
+            for name, runner in runners
+        ]
         for thread in threads:
             thread.start()
         while any(thread.is_alive() for thread in threads):
             for thread in threads:
                 thread.join(timeout=0.5)
+        if failures:  # a non-zero exit, so the supervisor (compose, Kubernetes, systemd) restarts us
+            raise CommandError("; ".join(failures))
         if options["verbosity"] >= 1:
             self.stdout.write(f"{stage} stopped cleanly")
 
@@ -59,3 +70,14 @@ class Command(BaseCommand):
                 stage.tick()
             if not drain():
                 stop.wait(1.0)
+
+
+def _run_or_stop_all(name: str, runner: Any, stop: threading.Event, failures: list[str]) -> None:
+    """Run one loop; if it dies, log why and stop the others (they finish their batch), so the
+    process exits non-zero instead of living on without it."""
+    try:
+        runner.run()
+    except Exception as error:
+        logger.exception("%s stopped on an error", name)
+        failures.append(f"{name} stopped: {type(error).__name__}: {error}")
+        stop.set()
