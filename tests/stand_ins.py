@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -113,6 +114,53 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of a test's own (initdb as the postgres user, a free loopback port,
+    trust auth), which the test may restart or stop; the shared server is never touched."""
+
+    def __init__(self) -> None:
+        import glob
+        import tempfile
+
+        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not binaries:
+            raise RuntimeError("PostgreSQL's server binaries are missing (apt-get install -y postgresql)")
+        self.bin = Path(binaries[-1]).parent
+        self.port = free_port()
+        # Not under pytest's tmp_path: the postgres user cannot enter root's private directories.
+        self.base = Path(tempfile.mkdtemp(prefix="pw-postgres-"))
+        self.data, self.log = self.base / "pgdata", self.base / "postgres.log"
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _as_postgres(self, *command: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)  # noqa: S603, S607
+
+    def start(self) -> PostgresCluster:
+        shutil.chown(self.base, "postgres")
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust")
+        self._pg_ctl("start")
+        return self
+
+    def restart(self) -> None:
+        """Fast shutdown (every connection terminated) and start again."""
+        self._pg_ctl("restart", "-m", "fast")
+
+    def stop(self) -> None:
+        """Stop the server and remove the cluster."""
+        try:
+            self._pg_ctl("stop", "-m", "immediate")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def _pg_ctl(self, action: str, *args: str) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), action, "-D", str(self.data), "-w", "-l", str(self.log), "-o", options, *args
+        )
 
 
 class SmtpSink:
