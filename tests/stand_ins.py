@@ -164,10 +164,11 @@ class PostgresCluster:
 
 
 class SmtpSink:
-    """An SMTP server on a free loopback port that keeps every message it receives."""
+    """An SMTP server on a loopback port that keeps every message it receives: a free port, or the
+    one given, so a server that comes back answers where the one that went down did."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.messages: list[Message] = []
         self._lock = threading.Lock()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)

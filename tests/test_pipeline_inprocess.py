@@ -5,14 +5,12 @@ server on loopback, and the REST API as the only door: ingest, score, mail, enga
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import timedelta
 from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -65,17 +63,6 @@ def lightfield_event(lightfield_id: str, *, profile: dict[str, Any] = STRONG, **
     }
     event.update(changes)
     return event
-
-
-class SmtpSinkOnPort(SmtpSink):
-    """The SMTP sink on a port the test chooses, so a server that comes back answers where the
-    one that went down did."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.messages: list[Message] = []
-        self._lock = threading.Lock()
-        self._controller = Controller(self, hostname="127.0.0.1", port=port)
 
 
 def _send_mail_to(settings, port: int) -> None:
@@ -492,7 +479,7 @@ def smtp_port(in_process_bus, settings) -> int:
 
 def _ingest_while_smtp_is_down(client, port: int) -> Outreach:
     """Ingest a qualified lead while the SMTP server on `port` is stopped: the send fails."""
-    SmtpSinkOnPort(port).start().stop()
+    SmtpSink(port).start().stop()
     ingest(client, lightfield_event("lf-outage"))
     pending = Outreach.objects.get()
     assert pending.status == Outreach.Status.PENDING
@@ -511,7 +498,7 @@ def test_a_send_kept_during_an_smtp_outage_goes_out_under_its_message_id_when_th
     api_client, variants, smtp_port
 ):
     pending = _ingest_while_smtp_is_down(api_client, smtp_port)
-    sink = SmtpSinkOnPort(smtp_port).start()
+    sink = SmtpSink(smtp_port).start()
     try:
         assert drain() == 1
         [mail] = sink.received()

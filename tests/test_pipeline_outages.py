@@ -6,23 +6,42 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from django.db import connection
 
+from leads.models import DeadLetter, Lead, Outreach
 from leads.services.simulation import simulated_events
-from tests.pipeline_support import produce_raw, wait_until
-from tests.stand_ins import ROOT, PipelineProcess, PostgresCluster, free_port, loopback_env
+from tests.pipeline_support import leads_settled, produce_raw, wait_until
+from tests.stand_ins import ROOT, PipelineProcess, PostgresCluster, SmtpSink, free_port, loopback_env, pipeline_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STAGES = ("relay", "scorer", "outreach", "feedback")
 LEADS = 2000
+MAIL_OUTAGE_LEADS = 1000
 
 
-def test_a_stage_whose_database_is_gone_for_good_waits_then_exits_non_zero(kafka_settings, broker, tmp_path):
+@pytest.fixture
+def start_stage(tmp_path) -> Iterator[Callable[..., PipelineProcess]]:
+    """Starts `run_pipeline STAGE [ARGS]` in the environment given; kills what is left at the end."""
+    started: list[PipelineProcess] = []
+
+    def start(stage: str, env: dict[str, str], *args: str) -> PipelineProcess:
+        started.append(PipelineProcess(stage, env, tmp_path, args).start())
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.alive():
+            process.kill()
+
+
+def test_a_stage_whose_database_is_gone_for_good_waits_then_exits_non_zero(kafka_settings, broker, start_stage):
     produce_raw(broker.bootstrap, list(simulated_events(count=3, seed=21, prefix="orphan")))
     env = loopback_env(
         database_url=f"postgres://postgres@127.0.0.1:{free_port()}/gone",  # nothing listens there
@@ -32,7 +51,7 @@ def test_a_stage_whose_database_is_gone_for_good_waits_then_exits_non_zero(kafka
         PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS="1",
         PIPELINE_OUTAGE_GIVE_UP_SECONDS="4",
     )
-    scorer = PipelineProcess("scorer", env, tmp_path).start()
+    scorer = start_stage("scorer", env)
     assert scorer.process is not None
     assert scorer.process.wait(90) == 1
     log = scorer.log()
@@ -57,7 +76,7 @@ def own_postgres() -> Iterator[PostgresCluster]:
 
 
 def test_every_stage_keeps_running_through_a_postgresql_restart_and_mails_each_lead_once(
-    kafka_settings, broker, smtp_sink, own_postgres, tmp_path
+    kafka_settings, broker, smtp_sink, own_postgres, start_stage
 ):
     env = loopback_env(
         database_url=own_postgres.url("pipeline"),
@@ -65,7 +84,7 @@ def test_every_stage_keeps_running_through_a_postgresql_restart_and_mails_each_l
         smtp_port=smtp_sink.port,
         PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS="1",
     )
-    stages = [PipelineProcess(stage, env, tmp_path, ["--batch-size", "200"]).start() for stage in STAGES]
+    stages = [start_stage(stage, env, "--batch-size", "200") for stage in STAGES]
     events = list(simulated_events(count=LEADS, seed=31, prefix="restart"))
     produce_raw(broker.bootstrap, events[: LEADS // 2])
     with psycopg.connect(own_postgres.url("pipeline"), autocommit=True) as db:
@@ -95,3 +114,37 @@ def test_every_stage_keeps_running_through_a_postgresql_restart_and_mails_each_l
 def _count(db: psycopg.Connection, query: str) -> int:
     row = db.execute(query).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_60_second_mail_outage_mid_stream_dead_letters_nothing_and_mails_each_lead_once_after(
+    kafka_settings, broker, experiment, start_stage
+):
+    port = free_port()
+    first = SmtpSink(port).start()
+    env = pipeline_env(
+        database_name=connection.settings_dict["NAME"],
+        bootstrap=broker.bootstrap,
+        smtp_port=port,
+        PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS="2",
+    )
+    stages = [start_stage(stage, env, "--batch-size", "100") for stage in STAGES]
+    produce_raw(broker.bootstrap, list(simulated_events(count=MAIL_OUTAGE_LEADS, seed=41, prefix="mail")))
+    wait_until(lambda: len(first.received()) >= 20, timeout=90, what="mail flowing")
+    first.stop()  # the mail server goes away mid-stream ...
+    time.sleep(60)
+    assert Outreach.objects.filter(status=Outreach.Status.PENDING).exists()  # ... with sends in hand
+    second = SmtpSink(port).start()  # ... and comes back on the same port
+    try:
+        wait_until(leads_settled(MAIL_OUTAGE_LEADS), timeout=180, what="every lead past outreach after the outage")
+    finally:
+        second.stop()
+    assert not DeadLetter.objects.exists()
+    contacted = Lead.objects.filter(status=Lead.Status.CONTACTED).count()
+    ids_by_recipient: dict[str, set[str]] = defaultdict(set)
+    for message in [*first.received(), *second.received()]:
+        ids_by_recipient[message["To"]].add(message["Message-ID"])
+    assert len(ids_by_recipient) == contacted == Outreach.objects.filter(status=Outreach.Status.SENT).count()
+    assert all(len(ids) == 1 for ids in ids_by_recipient.values())
+    assert all(stage.alive() for stage in stages)
+    [outreach] = [stage for stage in stages if stage.stage == "outreach"]
+    assert outreach.log().count("a dependency is unavailable") == 1  # one outage, logged once
