@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import psycopg
 from django.db import connection
 
+from pipeline_whisperer.worker_probes import WORKER_HEALTH
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,5 +45,6 @@ def leadership(name: str, stop: threading.Event, *, poll_seconds: float = 2.0) -
             if not waiting_logged:
                 logger.info("another process leads %s; standing by", name)
                 waiting_logged = True
+            WORKER_HEALTH.beat(name)  # a standby is alive
             stop.wait(poll_seconds)
         yield False

@@ -22,6 +22,7 @@ from django.db import InterfaceError, OperationalError, connections
 from psycopg_pool import PoolTimeout
 
 from pipeline_whisperer.resilience import backoff_delay
+from pipeline_whisperer.worker_probes import WORKER_HEALTH
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Outage:
     def wait(self, error: BaseException) -> None:
         """Back off after `error`; OutageGaveUp once the outage lasted too long."""
         now = time.monotonic()
+        WORKER_HEALTH.outage(self.name, f"{type(error).__name__}: {error}")
         if self.started is None:
             self.started = now
             logger.error(
@@ -97,6 +99,7 @@ class Outage:
         self.stop.wait(delay)
 
     def over(self) -> None:
+        WORKER_HEALTH.outage(self.name, None)
         if self.started is not None:
             logger.warning(
                 "%s: dependency back after %.1f s and %s retries",

@@ -387,6 +387,9 @@ PIPELINE_RETRY_BACKOFF_SECONDS = env_float("PIPELINE_RETRY_BACKOFF_SECONDS", 0.5
 # A dependency that is down is waited for, never a dead letter; past this long the stage exits non-zero.
 PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS = env_float("PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS", 30.0)
 PIPELINE_OUTAGE_GIVE_UP_SECONDS = env_float("PIPELINE_OUTAGE_GIVE_UP_SECONDS", 600.0)
+# A stage process's own liveness/readiness port (0: none), and how long a loop may go without progress.
+PIPELINE_PROBE_PORT = env_int("PIPELINE_PROBE_PORT", 0, minimum=0)
+PIPELINE_PROBE_STALL_SECONDS = env_float("PIPELINE_PROBE_STALL_SECONDS", 120.0)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 500, minimum=1)
 OUTREACH_EXPIRY_INTERVAL_SECONDS = env_int("OUTREACH_EXPIRY_INTERVAL_SECONDS", 300, minimum=1)
 OUTREACH_SEND_CONNECTIONS = env_int("OUTREACH_SEND_CONNECTIONS", 4, minimum=1)

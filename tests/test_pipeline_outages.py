@@ -3,10 +3,13 @@ without dead-lettering anything, and when it stays away they say so with a non-z
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
@@ -49,9 +52,14 @@ def test_a_stage_whose_database_is_gone_for_good_waits_then_exits_non_zero(kafka
         smtp_port=free_port(),
         DB_POOL_TIMEOUT_SECONDS="1",
         PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS="1",
-        PIPELINE_OUTAGE_GIVE_UP_SECONDS="4",
+        PIPELINE_OUTAGE_GIVE_UP_SECONDS="6",
+        PIPELINE_PROBE_PORT=str(probe_port := free_port()),
     )
     scorer = start_stage("scorer", env)
+    # Before it gives up, its probe says it is alive but not ready, and why.
+    wait_until(lambda: _probe(probe_port, "/health/readiness")[0] == 503, timeout=60, what="readiness 503")
+    assert _probe(probe_port, "/health/liveness")[0] == 200
+    assert "OperationalError" in _probe(probe_port, "/health/readiness")[1]["loops"]["scorer"]["waiting_for"]
     assert scorer.process is not None
     assert scorer.process.wait(90) == 1
     log = scorer.log()
@@ -148,3 +156,14 @@ def test_a_60_second_mail_outage_mid_stream_dead_letters_nothing_and_mails_each_
     assert all(stage.alive() for stage in stages)
     [outreach] = [stage for stage in stages if stage.stage == "outreach"]
     assert outreach.log().count("a dependency is unavailable") == 1  # one outage, logged once
+
+
+def _probe(port: int, path: str) -> tuple[int, dict]:
+    """A stage process's probe, over HTTP; (0, {}) while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except (urllib.error.URLError, ConnectionError):
+        return 0, {}

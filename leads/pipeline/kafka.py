@@ -25,6 +25,7 @@ from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.kafka import ensure_topics, make_consumer, make_producer
 from pipeline_whisperer.locks import leadership
 from pipeline_whisperer.outages import Outage, dependency_down
+from pipeline_whisperer.worker_probes import WORKER_HEALTH
 
 logger = logging.getLogger(__name__)
 ALL_TOPICS = [*TOPICS, *(dead_letter_topic(topic) for topic in TOPICS)]
@@ -50,6 +51,7 @@ class StageConsumer:
         logger.info("%s consuming %s", self.stage.name, self.stage.topic)
         try:
             while not self.stop.is_set():
+                WORKER_HEALTH.beat(self.stage.name)
                 messages = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
                 if messages:
                     self._process_batch(consumer, producer, messages)
@@ -147,6 +149,7 @@ class OutboxRelay:
             ensure_topics(ALL_TOPICS)
             producer = make_producer()
             while not self.stop.is_set():
+                WORKER_HEALTH.beat("relay")
                 published = self.publish_batch(producer)
                 outage.over()
                 if published == 0:

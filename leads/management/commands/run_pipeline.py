@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from leads.pipeline.inprocess import drain
 from leads.pipeline.kafka import OutboxRelay, StageConsumer
 from leads.pipeline.stages import STAGES
+from pipeline_whisperer.worker_probes import WORKER_HEALTH, probe_server_start
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        if settings.PIPELINE_PROBE_PORT:
+            probe_server_start(settings.PIPELINE_PROBE_PORT, stall_seconds=settings.PIPELINE_PROBE_STALL_SECONDS)
         if not settings.KAFKA_BOOTSTRAP_SERVERS:
             if stage != "all":
                 raise CommandError("without KAFKA_BOOTSTRAP_SERVERS the stages run in-process; use 'run_pipeline all'")
@@ -66,6 +69,7 @@ class Command(BaseCommand):
     def _drain_in_process(self, stop: threading.Event) -> None:
         stages = [stage() for stage in STAGES.values()]
         while not stop.is_set():
+            WORKER_HEALTH.beat("in-process")
             for stage in stages:
                 stage.tick()
             if not drain():
