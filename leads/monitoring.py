@@ -36,16 +36,20 @@ def register() -> None:
 @dataclasses.dataclass
 class OutboxBacklog(ProbeCheck):
     """Unpublished outbox events; a warning when the oldest waited longer than
-    HEALTH_OUTBOX_MAX_AGE_SECONDS (the relay or the brokers are stuck)."""
+    HEALTH_OUTBOX_MAX_AGE_SECONDS (the relay or the brokers are stuck) or when the broker refused
+    some for good (set aside, waiting for staff)."""
 
     def run(self) -> None:
         with own_connection():
             backlog = OutboxEvent.objects.pending().order_by().aggregate(count=Count("id"), oldest=Min("created_at"))
+            set_aside = OutboxEvent.objects.set_aside().count()
         count = backlog["count"]
         age = (timezone.now() - backlog["oldest"]).total_seconds() if backlog["oldest"] else 0.0
-        self.details.update(pending=count, oldest_age_seconds=round(age, 3))
+        self.details.update(pending=count, oldest_age_seconds=round(age, 3), set_aside=set_aside)
         if age > settings.HEALTH_OUTBOX_MAX_AGE_SECONDS:
             raise ServiceWarning(f"{count} outbox event(s) pending, the oldest for {age:.0f} s")
+        if set_aside:
+            raise ServiceWarning(f"{set_aside} outbox event(s) refused by the broker, set aside for staff")
 
 
 class PipelineCollector:

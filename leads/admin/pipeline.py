@@ -22,11 +22,18 @@ class PublishedFilter(admin.SimpleListFilter):
     title, parameter_name = "delivery", "delivery"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("pending", "Pending (backlog)"), ("published", "Published")]
+        return [
+            ("pending", "Pending (backlog)"),
+            ("set_aside", "Refused by the broker (set aside)"),
+            ("published", "Published"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
+        rows = cast(OutboxQuerySet, queryset)  # the admin's queryset is the model's own
         if self.value() == "pending":
-            return cast(OutboxQuerySet, queryset).pending()  # the admin's queryset is the model's own
+            return rows.pending()
+        if self.value() == "set_aside":
+            return rows.set_aside()
         if self.value() == "published":
             return queryset.filter(published_at__isnull=False)
         return queryset

@@ -8,9 +8,14 @@ from django.db.models import Q
 
 class OutboxQuerySet(models.QuerySet["OutboxEvent"]):
     def pending(self) -> OutboxQuerySet:
-        """Rows not yet published (or, in-process, not yet delivered), oldest first: the one
-        query the relay, the in-process bus, the health checks and the console share."""
-        return self.filter(published_at__isnull=True).order_by("id")
+        """Rows not yet published (or, in-process, not yet delivered) nor set aside as failed,
+        oldest first: the one query the relay, the in-process bus, the health checks and the
+        console share."""
+        return self.filter(published_at__isnull=True, failed_at__isnull=True).order_by("id")
+
+    def set_aside(self) -> OutboxQuerySet:
+        """Rows the broker refused for good (too large, say): kept for staff to retry or discard."""
+        return self.filter(published_at__isnull=True, failed_at__isnull=False).order_by("id")
 
 
 class OutboxEvent(models.Model):
@@ -31,6 +36,8 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Set when the broker refused the row for good: it no longer holds back the rows behind it.
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     objects = OutboxQuerySet.as_manager()
 
@@ -38,7 +45,9 @@ class OutboxEvent(models.Model):
         ordering = ["id"]
         indexes = [
             # The relay's query: the oldest unpublished rows. Partial, so it stays small.
-            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="outbox_pending_idx"),
+            models.Index(
+                fields=["id"], condition=Q(published_at__isnull=True, failed_at__isnull=True), name="outbox_pending_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ SIGTERM (via `stop`) lets the current batch finish and commit before the loop ex
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from leads.models import OutboxEvent
-from leads.pipeline.events import Event, event_from_message, outbox_event, wire_headers
+from leads.pipeline.events import Event, encode, event_from_message, outbox_event, wire_headers
 from leads.pipeline.stages import DependencyDown, Outcome, Stage
 from leads.topics import TOPICS, dead_letter_topic
 from pipeline_whisperer.correlation import correlation_scope
@@ -108,16 +109,25 @@ class StageConsumer:
             return outcomes
 
     def _publish_dead_letter(self, producer: Producer, event: Event) -> None:
-        dead = Event(
-            topic=dead_letter_topic(event.topic),
-            key=event.key,
-            value=event.value,
-            event_id=event.event_id,
-            event_type=event.event_type,
-            correlation_id=event.correlation_id,
-            headers={**event.headers, "dead_letter_stage": self.stage.name},
-        )
-        producer.produce(dead.topic, key=dead.key.encode(), value=dead.value, headers=wire_headers(dead))  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
+        """The dead letter on `<topic>.dlq` for whoever watches it: the message itself, or, for one
+        over PIPELINE_MAX_EVENT_BYTES (which the broker may refuse again), a reference to the copy
+        the database keeps. A failed publish is logged: the database has the dead letter."""
+        headers = {**event.headers, "dead_letter_stage": self.stage.name}
+        value = event.value
+        if len(value) > settings.PIPELINE_MAX_EVENT_BYTES:
+            headers["dead_letter_body"] = "in the database (too large to republish)"
+            value = encode({"event_id": event.event_id, "bytes": len(event.value), "stage": self.stage.name})
+        dead = dataclasses.replace(event, topic=dead_letter_topic(event.topic), value=value, headers=headers)
+        try:
+            producer.produce(dead.topic, key=dead.key.encode(), value=dead.value, headers=wire_headers(dead))  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
+        except (KafkaException, BufferError) as error:
+            logger.error(
+                "%s could not publish the dead letter of %s to %s: %s",
+                self.stage.name,
+                event.event_id,
+                dead.topic,
+                error,
+            )
 
 
 class OutboxRelay:
@@ -163,45 +173,72 @@ class OutboxRelay:
             producer.flush(10)
 
     def publish_batch(self, producer: Producer) -> int:
+        """Publish the oldest pending rows in order; the rows the broker took are stamped, up to
+        the first that failed for now (it and those behind it go again, in order). A row the
+        broker refuses for good (too large, malformed) is set aside as failed, so it holds back
+        nothing; staff can retry or discard it."""
         rows = list(OutboxEvent.objects.pending()[: self.batch_size])
         if not rows:
             close_old_connections()
             return 0
-        outcomes: dict[int, str | None] = {}  # row id -> None when delivered, else the error
+        outcomes: dict[int, KafkaError | None] = {}  # row id -> None when delivered, else the error
 
         def report_to(row_id: int) -> Callable[[KafkaError | None, Message], None]:
             def report(error: KafkaError | None, _message: Message) -> None:
-                outcomes[row_id] = None if error is None else str(error)
+                outcomes[row_id] = error
 
             return report
 
         for row in rows:
             event = outbox_event(row)
-            producer.produce(
-                row.topic,
-                key=row.key.encode(),
-                value=event.value,
-                headers=wire_headers(event),  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
-                on_delivery=report_to(row.pk),
-            )
+            try:
+                producer.produce(
+                    row.topic,
+                    key=row.key.encode(),
+                    value=event.value,
+                    headers=wire_headers(event),  # type: ignore[arg-type]  # stub wants an invariant list[str|bytes|None]
+                    on_delivery=report_to(row.pk),
+                )
+            except KafkaException as error:  # refused before sending, e.g. over message.max.bytes
+                outcomes[row.pk] = error.args[0]
             producer.poll(0)
         producer.flush(settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
-        # Stamp only the rows before the first failure: the rest go again, in order.
-        delivered = [row.pk in outcomes and outcomes[row.pk] is None for row in rows]
-        first_failure = delivered.index(False) if False in delivered else len(rows)
-        done = [row.pk for row in rows[:first_failure]]
-        OutboxEvent.objects.filter(pk__in=done).update(published_at=timezone.now())
-        _log_published(rows[:first_failure])
-        if first_failure < len(rows):
-            failed = rows[first_failure]
-            error = outcomes.get(failed.pk) or "not delivered in time"
-            OutboxEvent.objects.filter(pk=failed.pk).update(attempts=failed.attempts + 1, last_error=error)
-            logger.warning("relay: delivery of %s failed (%s); it will be retried", failed.event_id, error)
+        refused = [row for row in rows if _refused_for_good(outcomes.get(row.pk))]
+        waiting = [row for row in rows if row not in refused]
+        delivered = [row.pk in outcomes and outcomes[row.pk] is None for row in waiting]
+        first_failure = delivered.index(False) if False in delivered else len(waiting)
+        done = [row.pk for row in waiting[:first_failure]]
+        now = timezone.now()
+        OutboxEvent.objects.filter(pk__in=done).update(published_at=now)
+        _log_published(waiting[:first_failure])
+        for row in refused:
+            reason = str(outcomes[row.pk])
+            OutboxEvent.objects.filter(pk=row.pk).update(failed_at=now, attempts=row.attempts + 1, last_error=reason)
+            logger.error("relay: the broker refused %s for good (%s); set aside for staff", row.event_id, reason)
+        if first_failure < len(waiting):
+            failed = waiting[first_failure]
+            reason = str(outcomes.get(failed.pk) or "not delivered in time")
+            OutboxEvent.objects.filter(pk=failed.pk).update(attempts=failed.attempts + 1, last_error=reason)
+            logger.warning("relay: delivery of %s failed (%s); it will be retried", failed.event_id, reason)
             self.delivery_failed = True
             self.stop.wait(1.0)
         self.published += len(done)
         close_old_connections()
-        return len(done)
+        return len(done) + len(refused)
+
+
+# What a broker answers for a message it will never take, however often it is sent.
+_REFUSED_FOR_GOOD = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.INVALID_MSG,
+    KafkaError.INVALID_MSG_SIZE,
+    KafkaError.INVALID_RECORD,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+}
+
+
+def _refused_for_good(error: KafkaError | None) -> bool:
+    return error is not None and error.code() in _REFUSED_FOR_GOOD
 
 
 def _log_published(rows: list[OutboxEvent]) -> None:

@@ -117,6 +117,11 @@ class Stage:
                 continue
             seen.add(event.event_id)
             try:
+                if len(event.value) > settings.PIPELINE_MAX_EVENT_BYTES:
+                    raise PoisonEvent(
+                        f"the event is {len(event.value):,} bytes; at most {settings.PIPELINE_MAX_EVENT_BYTES:,}"
+                        " are accepted (PIPELINE_MAX_EVENT_BYTES)"
+                    )
                 items[index] = Item(event, self.decode(event))
             except (PoisonEvent, InvalidEvent) as error:
                 outcomes[index] = self._dead(event, error, attempts=1)

@@ -45,12 +45,13 @@ def dead_letter_discard(*, dead_letter: DeadLetter) -> None:
 
 
 def outbox_retry(*, row: OutboxEvent) -> OutboxEvent:
-    """Clear a pending row's failure record and hand it to this process's dispatcher again
-    (the in-process bus delivers it now; with Kafka the relay keeps retrying pending rows on its
-    own, and clearing the error shows whether the next attempt fails again). A row published
-    already is a Conflict."""
+    """Clear an unpublished row's failure record (a row set aside as refused for good becomes
+    pending again) and hand it to this process's dispatcher again (the in-process bus delivers it
+    now; with Kafka the relay keeps retrying pending rows on its own, and clearing the error shows
+    whether the next attempt fails again). A row published already is a Conflict."""
     with transaction.atomic():
-        updated = OutboxEvent.objects.pending().filter(pk=row.pk).update(attempts=0, last_error="")
+        unpublished = OutboxEvent.objects.filter(pk=row.pk, published_at__isnull=True)
+        updated = unpublished.update(attempts=0, last_error="", failed_at=None)
         if not updated:
             raise Conflict("This event was published already.")
         outbox_dispatch_after_commit([row])
@@ -62,7 +63,7 @@ def outbox_discard(*, row: OutboxEvent) -> DeadLetter:
     """Take a stuck row out of the outbox so the events behind it can flow, keeping it as a
     pending dead letter (stage `outbox`), from which it can still be retried or discarded."""
     with transaction.atomic():
-        locked = OutboxEvent.objects.pending().select_for_update().filter(pk=row.pk).first()
+        locked = OutboxEvent.objects.select_for_update().filter(pk=row.pk, published_at__isnull=True).first()
         if locked is None:
             raise Conflict("This event was published or discarded already.")
         dead_letter = dead_letter_record(
