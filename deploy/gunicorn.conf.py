@@ -71,6 +71,7 @@ class JsonAccessLogger(glogging.Logger):
             "remote_addr": atoms["h"],
             "forwarded_for": atoms.get("{x-forwarded-for}i"),
             "user_agent": atoms["a"],
+            "pid": os.getpid(),  # the worker that answered
         }
         self.access_log.info(json.dumps(line))
 

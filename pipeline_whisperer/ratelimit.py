@@ -79,7 +79,9 @@ def client_ip(request: HttpRequest) -> str:
         return remote
 
 
-def _ip_identity(address: str) -> str:
+def ip_identity(address: str) -> str:
+    """The unit an address is counted as (by the rate limits and the login lockouts): an IPv4
+    address itself, an IPv6 address's /64."""
     # One IPv6 host usually owns a whole /64; counting per address would be trivial to dodge.
     try:
         parsed = ipaddress.ip_address(address)
@@ -99,7 +101,7 @@ def _api_key_identity(request: HttpRequest) -> str | None:
 def rate_limit_count(*, request: HttpRequest) -> list[Usage]:
     """Count the request against every limit that applies to it; raises BACKEND_FAILURES or
     CounterUnavailable when the counters cannot be reached."""
-    identities = [("ip", _ip_identity(client_ip(request)))]
+    identities = [("ip", ip_identity(client_ip(request)))]
     key_prefix = _api_key_identity(request)
     if key_prefix:
         identities.append(("key", key_prefix))

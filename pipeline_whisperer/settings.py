@@ -6,6 +6,7 @@ is documented once in docs/CONFIGURATION.md and `.env.production.example`.
 """
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "corsheaders",  # edge guards: CORS for /api/ from CORS_ALLOWED_ORIGINS
     "csp",
     "django_ratelimit",
+    "axes",  # admin login lockouts (section "Login lockouts" below)
     "pipeline_whisperer",
     "leads",
     "health",
@@ -83,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Turns a login refused by a lockout into the lockout page (429); must follow authentication.
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -298,7 +302,33 @@ else:
     # Embedded shape: counters per process. django-ratelimit flags local memory as an error
     # (it is not shared between processes), which is what this shape accepts.
     CACHES["ratelimit"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+    # axes.W001 says the same of the login lockout counters; this shape is one process, where
+    # local memory is shared by every request it serves.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001", "axes.W001"]
+
+# ---------------------------------------------------------------------------------------
+# Login lockouts (django-axes; pipeline_whisperer/lockouts.py): failed logins are counted per
+# username and client address in the default cache (Redis in production, so a lockout holds
+# across workers and hosts); at LOGIN_FAILURE_LIMIT the pair is refused for LOGIN_LOCKOUT_MINUTES.
+# ---------------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out pair before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CACHE = "default"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Attempts during a lockout neither count nor extend it, so the retry time the page promises holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True  # a good login from the pair forgets its earlier typos
+# The address the API rate limits use: X-Forwarded-For only behind TRUSTED_PROXY_COUNT proxies.
+AXES_CLIENT_IP_CALLABLE = "pipeline_whisperer.lockouts.login_client_address"
+AXES_LOCKOUT_CALLABLE = "pipeline_whisperer.lockouts.lockout_response"
+# Axes' admin pages show its database models, which the cache handler leaves empty; staff use
+# /admin/lockouts/ instead.
+AXES_ENABLE_ADMIN = False
 
 # ---------------------------------------------------------------------------------------
 # REST API

@@ -4,9 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from pipeline_whisperer.admin import login_lockouts
+
 urlpatterns = [
     # Staff console dashboard (issue 6); before admin/ so the admin's catch-all does not take it.
     path("admin/console/", include("leads.console.urls")),
+    path("admin/lockouts/", admin.site.admin_view(login_lockouts), name="login-lockouts"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -32,6 +32,7 @@ MATRIX = {
     "/admin/console/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
     "/admin/console/panels/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
     "/admin/leads/lead/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
+    "/admin/lockouts/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
 }
 # Routes an anonymous caller may reach: the three probes (kubelets carry no credentials; each
 # says only up or down) and the pages that sign staff in.

@@ -258,3 +258,14 @@ def test_pre_commit_runs_ruff_and_a_secret_scanner():
         for hook in repo["hooks"]
     }
     assert {"ruff-check", "ruff-format", "gitleaks", "detect-private-key", "end-of-file-fixer"} <= hooks
+
+
+def test_nginx_limits_posts_to_the_admin_login_per_client_address():
+    nginx = (ROOT / "deploy" / "nginx" / "templates" / "default.conf.template").read_text()
+    assert re.search(r"map \$request_method \$pw_login_post_client \{\s*POST\s+\$binary_remote_addr;", nginx)
+    assert "limit_req_zone $pw_login_post_client zone=pw_admin_login:10m rate=6r/m;" in nginx
+    login = re.search(r"location = /admin/login/ \{(.*?)\}", nginx, flags=re.DOTALL)
+    assert login is not None
+    assert "limit_req zone=pw_admin_login burst=5 nodelay;" in login.group(1)
+    assert "limit_req_status 429;" in login.group(1)
+    assert "proxy_pass http://pipeline_api;" in login.group(1)
