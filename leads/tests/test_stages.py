@@ -175,6 +175,18 @@ def test_a_batch_of_500_with_a_poison_and_a_contract_breaking_event_applies_498_
     assert sorted(DeadLetter.objects.values_list("event_id", "attempts")) == [("raw-nameless", 1), ("raw-poison", 1)]
 
 
+def test_an_event_over_the_size_limit_is_dead_lettered_at_once_and_the_rest_of_its_batch_applied(settings):
+    settings.PIPELINE_MAX_EVENT_BYTES = 2_000
+    oversized = _raw_event(_lightfield("lf-big", company={"name": "Big", "description": "x" * 3_000}), event_id="big")
+    outcomes = ScorerStage().process_batch([oversized, _raw_event(_lightfield("lf-small"), event_id="small")])
+    assert outcomes == ["dead", "applied"]
+    dead = DeadLetter.objects.get()
+    assert (dead.event_id, dead.attempts) == ("big", 1)
+    assert dead.error.startswith("PoisonEvent: the event is 3,") and "PIPELINE_MAX_EVENT_BYTES" in dead.error
+    assert len(dead.value) > 3_000  # kept whole in the database
+    assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-small"]
+
+
 def test_a_message_with_nul_bytes_in_its_key_value_and_headers_is_dead_lettered_not_a_crash():
     event = event_from_message(
         topic=LEADS_RAW,
