@@ -13,22 +13,26 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 from health_check.exceptions import ServiceWarning
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from health.checks import ProbeCheck, own_connection
+from health.probes import stage_lag
 from health.registry import register_check, register_collector, register_consumer_groups
-from leads.models import DeadLetter, Lead, LeadStatus, OutboxEvent, Variant
+from leads.models import DeadLetter, Lead, LeadStatus, OutboxEvent, ProcessedEvent, Variant
 from leads.pipeline.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
 
 def register() -> None:
-    """Register the pipeline's check, collector and consumer groups with health (idempotent)."""
-    register_check(OutboxBacklog, probes=("detailed",))
+    """Register the pipeline's checks, collector and consumer groups with health (idempotent).
+    The checks only warn (HTTP 200): a stuck relay or stage must be seen, but must not take the
+    web processes out of service."""
+    register_check(OutboxBacklog, probes=("readiness", "detailed"))
+    register_check(StageProgress, probes=("readiness", "detailed"))
     register_collector(PIPELINE_COLLECTOR)
     register_consumer_groups({name: stage.topic for name, stage in STAGES.items()})
 
@@ -50,6 +54,31 @@ class OutboxBacklog(ProbeCheck):
             raise ServiceWarning(f"{count} outbox event(s) pending, the oldest for {age:.0f} s")
         if set_aside:
             raise ServiceWarning(f"{set_aside} outbox event(s) refused by the broker, set aside for staff")
+
+
+@dataclasses.dataclass
+class StageProgress(ProbeCheck):
+    """With Kafka: a warning naming each stage that has messages waiting but has applied nothing
+    for HEALTH_STAGE_STALL_SECONDS. The lag is read only for a stage that quiet, so a pipeline at
+    work costs one indexed query per stage."""
+
+    def run(self) -> None:
+        if not settings.KAFKA_BOOTSTRAP_SERVERS:
+            return
+        now, stall = timezone.now(), settings.HEALTH_STAGE_STALL_SECONDS
+        with own_connection():
+            last = {
+                stage: ProcessedEvent.objects.filter(stage=stage).aggregate(at=Max("processed_at"))["at"]
+                for stage in STAGES
+            }
+        quiet = [stage for stage, at in last.items() if at is None or (now - at).total_seconds() > stall]
+        if not quiet:
+            return
+        waiting = {stage: lag for stage, lag in stage_lag().items() if stage in quiet and lag}
+        self.details.update(stalled=waiting)
+        if waiting:
+            named = ", ".join(f"{stage} ({lag} waiting)" for stage, lag in waiting.items())
+            raise ServiceWarning(f"no progress for {stall} s while messages wait: {named}")
 
 
 class PipelineCollector:

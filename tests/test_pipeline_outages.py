@@ -167,3 +167,14 @@ def _probe(port: int, path: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
     except (urllib.error.URLError, ConnectionError):
         return 0, {}
+
+
+def test_readiness_warns_about_a_stage_with_messages_waiting_and_no_progress(kafka_settings, broker, client):
+    kafka_settings.HEALTH_STAGE_STALL_SECONDS = 1
+    kafka_settings.HEALTH_PROBE_CACHE_SECONDS = 0
+    produce_raw(broker.bootstrap, list(simulated_events(count=3, seed=61, prefix="waiting")))
+    response = client.get("/health/readiness", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200  # a stuck stage is reported, the web stays in service
+    check = response.json()["checks"]["stage_progress"]
+    assert check["status"] == "warning"
+    assert "no progress for 1 s while messages wait: scorer (" in json.dumps(check)

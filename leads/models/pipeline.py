@@ -64,7 +64,11 @@ class ProcessedEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["stage", "event_id"], name="processed_event_once_per_stage")]
-        indexes = [models.Index(fields=["processed_at"], name="processed_event_time_idx")]
+        indexes = [
+            models.Index(fields=["processed_at"], name="processed_event_time_idx"),
+            # A stage's last progress, for the probes: one index step, however large the table.
+            models.Index(fields=["stage", "-processed_at"], name="processed_event_stage_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.stage}: {self.event_id}"

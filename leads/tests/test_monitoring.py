@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from health.registry import registered_checks, registered_collectors, registered_consumer_groups
 from leads.models import DeadLetter, LeadStatus, OutboxEvent
-from leads.monitoring import PIPELINE_COLLECTOR, OutboxBacklog, register
+from leads.monitoring import PIPELINE_COLLECTOR, OutboxBacklog, StageProgress, register
 from leads.pipeline.stages import STAGES
 from leads.tests.factories import LeadFactory, VariantFactory
 
@@ -56,9 +56,10 @@ def test_each_stage_registers_its_consumer_group_on_its_topic():
     assert {name: stage.topic for name, stage in STAGES.items()} == registered_consumer_groups()
 
 
-def test_the_outbox_check_is_in_the_detailed_probe_only():
-    assert OutboxBacklog in registered_checks("detailed")
-    assert OutboxBacklog not in registered_checks("readiness") + registered_checks("startup")
+def test_the_pipeline_checks_are_in_readiness_and_detailed_and_not_in_startup():
+    for check in (OutboxBacklog, StageProgress):
+        assert check in registered_checks("readiness") and check in registered_checks("detailed")
+        assert check not in registered_checks("startup")
 
 
 def test_registering_again_changes_nothing():
