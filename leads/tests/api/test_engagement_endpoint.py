@@ -224,6 +224,11 @@ def test_a_nul_character_in_the_payload_is_refused_by_index_not_a_server_error(a
     assert [row.payload["event_id"] for row in queued()] == ["evt-ok"]
 
 
+@pytest.mark.parametrize("value", ["3.5", "1.0", "abc", "0"])
+def test_the_list_refuses_an_outreach_filter_that_is_not_an_id(read_client, value):
+    assert_problem(read_client.get(ENGAGEMENTS, {"outreach": value}), 400, ["outreach"])
+
+
 @pytest.mark.parametrize("raw", ['{"ua": "\\ud800"}', '{"weight": 1e999}'], ids=["lone-surrogate", "1e999"])
 def test_a_payload_jsonb_cannot_hold_is_refused_by_index_not_a_server_error(api_client, outreach, raw):
     good = {"event_id": "evt-ok", "event_type": "opened", "outreach_id": outreach.pk}
