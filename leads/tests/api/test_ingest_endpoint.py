@@ -261,7 +261,7 @@ HOSTILE = {
         _event_json({"notes": '["fine", "not\\u0000fine"]'}),
         "notes[1] contains a NUL character",
     ),
-    "nul-in-a-key": (_event_json(**{"key\u0000": "value"}), "a key in the event contains a NUL"),
+    "nul-in-a-key": (_event_json(company={"name": "Acme", "key\u0000": "value"}), "a key in company contains a NUL"),
     "lone-surrogate-in-a-field": (_event_json({"contact": '{"name": "\\ud800"}'}), "contact.name contains a lone"),
     "lone-surrogate-deep-inside": (
         _event_json({"extra": '{"deep": ["\\udfff"]}'}),
