@@ -35,6 +35,10 @@ keepalive = env_int("GUNICORN_KEEPALIVE", 5, minimum=0)
 # Recycling workers bounds slow leaks; the jitter keeps them from all restarting at once.
 max_requests = env_int("GUNICORN_MAX_REQUESTS", 1000, minimum=0)
 max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 100, minimum=0)
+# gunicorn's largest request line (its default is 4094): a longer path than MAX_REQUEST_PATH_LENGTH
+# then reaches Django, which answers 414 problem+json; only a request line over 8190 bytes still
+# gets gunicorn's own HTML 414 (nginx in front refuses those first, at its 8 KB buffers).
+limit_request_line = 8190
 # The heartbeat file is touched constantly: keep it in memory, and off a read-only root filesystem.
 worker_tmp_dir = "/dev/shm"  # noqa: S108
 # No `gunicornc` control socket: nothing uses it, and the root filesystem may be read-only.

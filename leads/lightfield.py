@@ -7,6 +7,7 @@ the reason; `fake_event` makes one for demos, simulators and benchmarks.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 from faker import Faker
 
+from leads.addresses import InvalidAddress, email_normalize, single_line
 from leads.models import BudgetRange, CompanySize
 
 # The same rule as the API's create and lookup routes, so every stored lead can be looked up.
@@ -25,13 +27,12 @@ class InvalidEvent(ValueError):
     """The event breaks the contract; the message says where."""
 
 
-_TEXT_LIMITS = {  # Lead field: (path in the event, longest value kept)
+_TEXT_LIMITS = {  # Lead field: (path in the event, longest value kept); contact_email is _email's
     "company_name": (("company", "name"), 255),
     "company_website": (("company", "website"), 500),
     "company_industry": (("company", "industry"), 100),
     "company_description": (("company", "description"), 10_000),
     "contact_name": (("contact", "name"), 255),
-    "contact_email": (("contact", "email"), 254),
     "contact_title": (("contact", "title"), 255),
     "contact_linkedin": (("contact", "linkedin"), 500),
     "source_channel": (("source", "channel"), 100),
@@ -41,24 +42,34 @@ _TEXT_LIMITS = {  # Lead field: (path in the event, longest value kept)
 }
 
 
+# Kept as sent, line breaks included; every other text field is made one line (single_line).
+_MULTI_LINE = {"company_description"}
+
 # Read once: an enum's `values` is computed afresh on every access.
 _COMPANY_SIZES, _BUDGET_RANGES = tuple(CompanySize.values), tuple(BudgetRange.values)
 
 
 def parse_event(event: Any) -> dict[str, Any]:
-    """The Lead fields of one event; any field but lightfield_id and company.name may be missing."""
+    """The Lead fields of one event; any field but lightfield_id and company.name may be missing.
+
+    Refused (InvalidEvent, naming the field): anything PostgreSQL cannot store, anywhere in the
+    event (see `storage_problem`), and a contact.email we could not send to. Text fields but
+    company.description are made one line, so none can inject a mail header."""
     if not isinstance(event, dict):
         raise InvalidEvent("the event must be a JSON object")
-    if contains_nul(event):  # PostgreSQL text and jsonb cannot hold U+0000
-        raise InvalidEvent("the event contains a NUL character (U+0000)")
+    problem = storage_problem(event)
+    if problem:
+        raise InvalidEvent(problem)
     lightfield_id = event.get("lightfield_id")
     if not isinstance(lightfield_id, str) or not LIGHTFIELD_ID.fullmatch(lightfield_id.strip()):
         raise InvalidEvent("lightfield_id must be 1-64 letters, digits, or _ . : -")
     fields: dict[str, Any] = {"lightfield_id": lightfield_id.strip(), "raw_payload": event}
     for field, (path, limit) in _TEXT_LIMITS.items():
-        fields[field] = _text(event, path)[:limit]
+        text = _text(event, path)
+        fields[field] = (text if field in _MULTI_LINE else single_line(text))[:limit]
     if not fields["company_name"]:
         raise InvalidEvent("company.name is required")
+    fields["contact_email"] = _email(_text(event, ("contact", "email")))
     fields["company_size"] = _choice(event, ("company", "size"), _COMPANY_SIZES)
     fields["budget_range"] = _choice(event, ("metadata", "budget_range"), _BUDGET_RANGES)
     fields["tech_stack"] = _string_list(event, ("metadata", "tech_stack"))
@@ -67,28 +78,73 @@ def parse_event(event: Any) -> dict[str, Any]:
     return fields
 
 
-def contains_nul(value: Any) -> bool:
-    """Whether any key or string anywhere in a decoded JSON value holds U+0000, which PostgreSQL
-    text and jsonb cannot store (iterative, so any depth is safe)."""
-    # json writes U+0000 as the escape \u0000: without that text anywhere, there is none (the
-    # C encoder answers that for most events far faster than a walk could).
+# The C encoder refuses NaN and +-Infinity (1e999 decodes to Infinity) with a ValueError; with
+# ensure_ascii off it writes a lone surrogate as it is, so encoding its output to UTF-8 finds one.
+_STRICT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def storage_problem(value: Any) -> str | None:
+    """Why a decoded JSON value cannot be stored in PostgreSQL text or jsonb, naming where
+    (`company.name contains a NUL character (U+0000)`); None when it can. Refused: U+0000, a
+    lone surrogate such as "\\ud800" (not Unicode text), NaN, Infinity and numbers out of
+    range, in any key or value at any depth.
+
+    One pass of the C encoder answers for a clean value (a few microseconds for an event); only
+    a value it flags is walked in Python to find the place."""
     try:
-        if "\\u0000" not in json.dumps(value):
-            return False
-    except RecursionError:  # nested deeper than the encoder goes: the walk below decides
-        pass
-    pending = [value]
+        text = _STRICT_JSON.encode(value)
+    except (ValueError, RecursionError):  # not finite, or nested deeper than the encoder goes
+        return _storage_problem_at(value)
+    if "\\u0000" in text:  # U+0000, or the literal text \u0000 (the walk tells them apart)
+        return _storage_problem_at(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _storage_problem_at(value)
+    return None
+
+
+def _storage_problem_at(value: Any) -> str | None:
+    """The walk behind `storage_problem`: iterative, so any depth is safe."""
+    pending: list[tuple[Any, str]] = [(value, "")]
     while pending:
-        item = pending.pop()
+        item, path = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return True
+            problem = _text_problem(item)
+            if problem:
+                return f"{path or 'the value'} {problem}"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{path or 'the value'} is not a finite number (NaN, Infinity or out of range)"
         elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+            for key, child in item.items():
+                problem = _text_problem(str(key))
+                if problem:
+                    return f"a key in {path or 'the event'} {problem}"
+                name = str(key)[:64]
+                pending.append((child, f"{path}.{name}" if path else name))
         elif isinstance(item, list):
-            pending.extend(item)
-    return False
+            pending.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (U+0000)"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (such as \\ud800), which is not Unicode text"
+    return None
+
+
+def _email(address: str) -> str:
+    """contact.email in its normalised form; empty stays empty (such a lead is never contacted)."""
+    if not address:
+        return ""
+    try:
+        return email_normalize(address)
+    except InvalidAddress as error:
+        raise InvalidEvent(f"contact.email is not a valid address: {error}") from None
 
 
 def _section(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -191,8 +247,10 @@ _CHANNELS = ["website", "webinar", "referral", "paid_search", "linkedin", "event
 def fake_event(fake: Faker, rng: random.Random, lightfield_id: str, *, at: datetime | None = None) -> dict[str, Any]:
     """A realistic Lightfield lead.created event; reproducible for a seeded `fake` and `rng`."""
     company = fake.company()
-    domain = company.lower().replace(",", "").replace(" ", "-").replace(".", "")[:40] + ".example.com"
+    # Only letters, digits and inner hyphens, so every address passes the rules of contact.email.
+    domain = re.sub(r"[^a-z0-9]+", "-", company.lower())[:40].strip("-") + ".example.com"
     name = fake.name()
+    local_part = re.sub(r"[^a-z0-9]", "", name.split()[0].lower())  # "Dr." is a title, not an address
     at = at or datetime.now(UTC) - timedelta(minutes=rng.randint(0, 60 * 24 * 30))
     return {
         "event_type": "lead.created",
@@ -207,7 +265,7 @@ def fake_event(fake: Faker, rng: random.Random, lightfield_id: str, *, at: datet
         },
         "contact": {
             "name": name,
-            "email": f"{name.split()[0].lower()}.{rng.randint(1, 9999)}@{domain}",
+            "email": f"{local_part}.{rng.randint(1, 9999)}@{domain}",
             "title": rng.choice(_TITLES),
             "linkedin": f"https://linkedin.example.com/in/{rng.randint(1, 10**8)}",
         },

@@ -62,3 +62,10 @@ class BoundedJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
+class ItemwiseJSONParser(BoundedJSONParser):
+    """For a batch endpoint that judges each item on its own: NaN and Infinity decode as floats
+    (DRF's strict parser refuses the whole body for one), so only the item holding one is refused."""
+
+    strict = False

@@ -1,10 +1,12 @@
 """Request-level guards that must run before any view reads the body, and the request's
 correlation id and access log line."""
 
+import io
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -20,8 +22,55 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 _WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
+class ChunkedBodyMiddleware:
+    """WSGI middleware: give a chunked request body the Content-Length Django reads it by.
+
+    Django reads a body up to CONTENT_LENGTH only, so a chunked one (which has none) read as
+    empty: the ingest answered "lightfield_id must be ..." to a valid batch. Gunicorn de-chunks
+    the body and says so (`wsgi.input_terminated`); this reads at most one byte more than
+    DATA_UPLOAD_MAX_MEMORY_SIZE of it and sets CONTENT_LENGTH to what it read, so a larger body
+    gets RequestBodyLimitMiddleware's 413, as a declared one does. Under a server that does not
+    de-chunk, the body is left alone and RequestBodyLimitMiddleware answers 411.
+    """
+
+    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+        self.application = application
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if _chunked(environ) and environ.get("wsgi.input_terminated"):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            body = environ["wsgi.input"].read(-1 if limit is None else limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.application(environ, start_response)
+
+
+def _chunked(environ: dict[str, Any]) -> bool:
+    """A body framed by Transfer-Encoding (chunked) rather than by a Content-Length."""
+    return bool(environ.get("HTTP_TRANSFER_ENCODING")) and not environ.get("CONTENT_LENGTH")
+
+
+class RequestPathLimitMiddleware:
+    """Answer 414 problem+json to a path longer than MAX_REQUEST_PATH_LENGTH characters.
+
+    No route is that long; gunicorn's own limit (its request line, raised to its maximum in
+    deploy/gunicorn.conf.py) would answer with an HTML page.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MAX_REQUEST_PATH_LENGTH
+        if len(request.path) > limit:
+            detail = f"The request path is {len(request.path)} characters long; the limit is {limit}."
+            return problem_response(status=414, detail=detail, request=request, max_path_length=limit)
+        return self.get_response(request)
+
+
 class RequestBodyLimitMiddleware:
-    """Answer 413 to a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """Answer 413 to a body over DATA_UPLOAD_MAX_MEMORY_SIZE, and 411 to a chunked body that
+    ChunkedBodyMiddleware could not read (the server did not de-chunk it).
 
     Django checks that limit only when `request.body` is read; DRF's parsers read the raw
     stream instead, so without this an API request could be of any size.
@@ -32,6 +81,9 @@ class RequestBodyLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if _chunked(request.META) and "wsgi.input" in request.META:  # Django's ASGI request reads it all
+            detail = "This server reads a request body only with a Content-Length; send one."
+            return problem_response(status=411, detail=detail, request=request)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

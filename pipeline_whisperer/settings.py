@@ -71,6 +71,7 @@ MIDDLEWARE = [
     # django-prometheus: Before stays first and After last, so their timings cover the rest.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pipeline_whisperer.middleware.CorrelationIdMiddleware",
+    "pipeline_whisperer.middleware.RequestPathLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Edge guards: CORS answers preflights before anything counts them; gzip sits above every
     # middleware that writes bodies; rate limits come before the body limit and DRF's auth.
@@ -236,6 +237,9 @@ X_FRAME_OPTIONS = "DENY"
 # Largest accepted request body; DRF reads the raw stream, so RequestBodyLimitMiddleware
 # enforces this for the API too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Longest request path (characters); a longer one gets 414 problem+json (RequestPathLimitMiddleware),
+# well below gunicorn's request-line limit (deploy/gunicorn.conf.py) and nginx's 8 KB buffers.
+MAX_REQUEST_PATH_LENGTH = env_int("MAX_REQUEST_PATH_LENGTH", 2048, minimum=256)
 
 # ---------------------------------------------------------------------------------------
 # Edge guards: CSP, Permissions-Policy, CORS (headers above come from SecurityMiddleware)

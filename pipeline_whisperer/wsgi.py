@@ -1,8 +1,13 @@
-"""WSGI entry point for gunicorn."""
+"""WSGI entry point for gunicorn: Django, behind the one WSGI-level guard it needs (a chunked
+request body made readable; see ChunkedBodyMiddleware)."""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipeline_whisperer.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from pipeline_whisperer.middleware import ChunkedBodyMiddleware  # noqa: E402 - needs the settings
+
+application = ChunkedBodyMiddleware(django_application)

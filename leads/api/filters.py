@@ -41,6 +41,29 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = _UtcIsoDateTimeField
 
 
+class _IdField(forms.IntegerField):
+    """A row id: ASCII digits only. Django's IntegerField takes "3.0" and django-filter's
+    NumberFilter takes "3.5" (and matched id 3); a fraction, a sign or an exponent is no id."""
+
+    default_error_messages = {"invalid": "Enter a whole number (digits only)."}
+
+    def to_python(self, value: Any) -> int | None:
+        if value not in self.empty_values and not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An id from 1 to the largest bigint; a bad one is a 400, never a row it is rounded to."""
+
+    field_class = _IdField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class LeadFilter(django_filters.FilterSet):
     # distinct=False: these filter the lead's own columns (no joins), and DISTINCT over every column
     # would make the count and the page far slower on a large table.
@@ -60,10 +83,10 @@ class LeadFilter(django_filters.FilterSet):
 
 class OutreachFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Outreach.Status.choices, distinct=False)
-    lead = django_filters.NumberFilter(field_name="lead_id", min_value=1)
+    lead = IdFilter(field_name="lead_id")
     lightfield_id = django_filters.CharFilter(field_name="lead__lightfield_id", max_length=64)
-    variant = django_filters.NumberFilter(field_name="variant_id", min_value=1)
-    experiment = django_filters.NumberFilter(field_name="variant__experiment_id", min_value=1)
+    variant = IdFilter(field_name="variant_id")
+    experiment = IdFilter(field_name="variant__experiment_id")
     sent_after = UtcIsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
     sent_before = UtcIsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
 

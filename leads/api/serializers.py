@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leads.lightfield import contains_nul
+from leads.addresses import InvalidAddress, email_normalize, single_line
+from leads.lightfield import storage_problem
 from leads.models import (
     BudgetRange,
     CompanySize,
@@ -99,25 +102,46 @@ class _StringList(serializers.ListField):
         super().__init__(**kwargs)
 
 
-class LeadWriteSerializer(serializers.Serializer):
-    """The descriptive fields a caller may set; status changes only through actions."""
+class _SingleLine(serializers.CharField):
+    """Text that may reach a mail header: line breaks become spaces, as on the ingest path."""
 
-    company_name = serializers.CharField(max_length=255)
-    company_website = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    company_industry = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    def to_internal_value(self, data: Any) -> str:
+        return single_line(super().to_internal_value(data))
+
+
+@extend_schema_field(OpenApiTypes.EMAIL)
+class _ContactEmail(serializers.CharField):
+    """An address we could send to, in its normalised form, by the ingest path's rules; "" is
+    allowed (such a lead is never contacted)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        address = super().to_internal_value(data)
+        try:
+            return email_normalize(address) if address else ""
+        except InvalidAddress as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class LeadWriteSerializer(serializers.Serializer):
+    """The descriptive fields a caller may set; status changes only through actions. The rules
+    are the ingest path's (leads.lightfield.parse_event): one-line text but the description."""
+
+    company_name = _SingleLine(max_length=255)
+    company_website = _SingleLine(max_length=500, required=False, allow_blank=True)
+    company_industry = _SingleLine(max_length=100, required=False, allow_blank=True)
     company_size = serializers.ChoiceField(choices=CompanySize.choices, required=False, allow_blank=True)
     company_description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
-    contact_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    contact_email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
-    contact_title = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    contact_linkedin = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    source_channel = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    source_campaign = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    source_referrer = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    contact_name = _SingleLine(max_length=255, required=False, allow_blank=True)
+    contact_email = _ContactEmail(max_length=254, required=False, allow_blank=True)
+    contact_title = _SingleLine(max_length=255, required=False, allow_blank=True)
+    contact_linkedin = _SingleLine(max_length=500, required=False, allow_blank=True)
+    source_channel = _SingleLine(max_length=100, required=False, allow_blank=True)
+    source_campaign = _SingleLine(max_length=255, required=False, allow_blank=True)
+    source_referrer = _SingleLine(max_length=500, required=False, allow_blank=True)
     tech_stack = _StringList(required=False)
     pain_points = _StringList(required=False)
     budget_range = serializers.ChoiceField(choices=BudgetRange.choices, required=False, allow_blank=True)
-    timeline = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    timeline = _SingleLine(max_length=100, required=False, allow_blank=True)
 
 
 class LeadCreateSerializer(LeadWriteSerializer):
@@ -360,8 +384,9 @@ class EngagementInputSerializer(serializers.Serializer):
     payload = serializers.DictField(required=False)
 
     def validate_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if contains_nul(payload):
-            raise serializers.ValidationError("NUL characters (U+0000) are not allowed.")
+        problem = storage_problem(payload)  # what jsonb cannot hold: a 400, not a 500
+        if problem:
+            raise serializers.ValidationError(f"{problem}; it cannot be stored.")
         return payload
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:

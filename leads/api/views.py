@@ -25,6 +25,7 @@ from leads.services import ingest as ingest_services
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
+from pipeline_whisperer.api import ItemwiseJSONParser
 from pipeline_whisperer.exceptions import InvalidInput, PayloadTooLarge
 
 
@@ -86,7 +87,13 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         description="One Lightfield lead.created event, or a list of up to INGEST_MAX_BATCH. Each valid event is "
         "stored and queued for scoring; invalid ones are reported by index. 400 if none is valid.",
     )
-    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    @action(
+        detail=False,
+        methods=["post"],
+        filter_backends=[],
+        pagination_class=None,
+        parser_classes=[ItemwiseJSONParser],  # an event holding NaN is refused alone (parse_event)
+    )
     def ingest(self, request: Request) -> Response:
         events = _one_or_many(request.data)
         items = ingest_services.lead_ingest_batch(events=events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from faker import Faker
 
-from leads.lightfield import InvalidEvent, fake_event, parse_event
+from leads.lightfield import InvalidEvent, fake_event, parse_event, storage_problem
 
 FULL_EVENT = {
     "event_type": "lead.created",
@@ -193,3 +194,106 @@ def test_fake_event_parses(seed):
 def test_lightfield_id_outside_the_lookup_alphabet_is_refused(lightfield_id):
     with pytest.raises(InvalidEvent, match="lightfield_id must be 1-64 letters"):
         parse_event({"lightfield_id": lightfield_id, "company": {"name": "Acme"}})
+
+
+# --- What the database could not store, and what would fail at send time ----------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"company__name": "Acme\u0000Corp"}, "company.name contains a NUL character (U+0000)"),
+        ({"notes": ["fine", "not\u0000fine"]}, "notes[1] contains a NUL character (U+0000)"),
+        ({"company__key\u0000": "value"}, "a key in company contains a NUL character (U+0000)"),
+        ({"contact__name": "Grace \ud800"}, "contact.name contains a lone surrogate"),
+        ({"extra": {"deep": [["\udfff"]]}}, "extra.deep[0][0] contains a lone surrogate"),
+        ({"\udc80": 1}, "a key in the event contains a lone surrogate"),
+        ({"score_hint": float("nan")}, "score_hint is not a finite number"),
+        ({"score_hint": float("-inf")}, "score_hint is not a finite number"),
+        ({"metadata__intent": json.loads('{"strength": 1e999}')}, "metadata.intent.strength is not a finite number"),
+    ],
+    ids=["nul", "nul-unknown-field", "nul-key", "surrogate", "surrogate-deep", "surrogate-key", "nan", "-inf", "1e999"],
+)
+def test_what_postgresql_cannot_store_is_refused_naming_where(changes, error):
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(_event(**changes))
+    assert str(refused.value).startswith(error)
+
+
+def test_non_finite_numbers_from_json_text_are_refused():
+    for text in ("NaN", "Infinity", "-Infinity", "1e999", "-1e400"):
+        event = json.loads(json.dumps(FULL_EVENT)[:-1] + f', "hint": {text}}}')
+        with pytest.raises(InvalidEvent, match="hint is not a finite number"):
+            parse_event(event)
+
+
+def test_valid_text_that_looks_like_a_problem_is_kept():
+    event = _event(note="the escape \\u0000 as text", company__description="emoji \U0001f600 and \u00e9")
+    assert parse_event(event)["raw_payload"]["note"] == "the escape \\u0000 as text"
+
+
+def test_a_problem_nested_deeper_than_the_encoder_goes_is_still_found():
+    deep: Any = "not\u0000fine"
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(InvalidEvent, match=r"deep\[0\].*contains a NUL character"):
+        parse_event(_event(deep=deep))
+
+
+def test_storage_problem_is_none_for_a_clean_event():
+    assert storage_problem(_seeded_fake_event(1)) is None
+
+
+@pytest.mark.parametrize(
+    ("email", "stored"),
+    [
+        ("wile@acme.example.com", "wile@acme.example.com"),
+        ("  Wile@ACME.Example.com ", "Wile@acme.example.com"),
+        ("dana@BÜCHER.example", "dana@bücher.example"),
+        ("", ""),
+        (None, ""),
+    ],
+    ids=repr,
+)
+def test_contact_email_is_stored_in_its_normalised_form(email, stored):
+    assert parse_event(_event(contact__email=email))["contact_email"] == stored
+
+
+def test_an_event_without_a_contact_email_is_accepted():
+    assert parse_event(_event(contact__email=...))["contact_email"] == ""
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "Friend <x@acme.example.com>",
+        "x@acme.example.com\r\nBcc: y@evil.example",
+        "x@acme.example.com\nfoo",
+        "a,b@acme.example.com",
+        '"a,b"@acme.example.com',
+        "two words@acme.example.com",
+        "x@localhost",
+        "x@acme.test",
+        "josé@acme.example.com",
+        "not-an-email",
+    ],
+    ids=repr,
+)
+def test_a_contact_email_we_could_not_send_to_is_refused(email):
+    with pytest.raises(InvalidEvent, match=r"contact\.email is not a valid address: "):
+        parse_event(_event(contact__email=email))
+
+
+def test_line_breaks_in_the_fields_that_reach_mail_headers_become_spaces():
+    fields = parse_event(
+        _event(company__name="Acme\r\nBcc: x@evil.example", contact__name="Wile\nE.\tCoyote", contact__title="VP\u2028")
+    )
+    assert (fields["company_name"], fields["contact_name"], fields["contact_title"]) == (
+        "Acme Bcc: x@evil.example",
+        "Wile E. Coyote",
+        "VP",
+    )
+
+
+def test_the_company_description_keeps_its_line_breaks():
+    assert parse_event(_event(company__description="One\nTwo"))["company_description"] == "One\nTwo"

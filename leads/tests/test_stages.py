@@ -187,6 +187,29 @@ def test_an_event_over_the_size_limit_is_dead_lettered_at_once_and_the_rest_of_i
     assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-small"]
 
 
+@pytest.mark.parametrize(
+    ("raw_field", "error"),
+    [
+        ('"hint": NaN', "InvalidEvent: hint is not a finite number"),
+        ('"hint": -Infinity', "InvalidEvent: hint is not a finite number"),
+        ('"hint": 1e999', "InvalidEvent: hint is not a finite number"),
+        ('"hint": ["\\ud800"]', "InvalidEvent: hint[0] contains a lone surrogate"),
+        ('"contact": {"email": "Friend <x@acme.example.com>"}', "InvalidEvent: contact.email is not a valid address"),
+        ('"contact": {"email": "x@acme.example.com\\r\\nBcc: y@evil.example"}', "InvalidEvent: contact.email is not"),
+    ],
+    ids=["nan", "-infinity", "1e999", "lone-surrogate", "display-name-email", "crlf-email"],
+)
+def test_an_event_the_database_or_the_mail_could_not_take_is_dead_lettered_at_the_first_attempt(raw_field, error):
+    # As an external producer could write it: JSON text that Python decodes but PostgreSQL refuses.
+    hostile = _raw_event(encode(_lightfield("lf-hostile"))[:-1] + b"," + raw_field.encode() + b"}", event_id="raw-bad")
+    outcomes = ScorerStage().process_batch([_raw_event(_lightfield("lf-good"), event_id="raw-good"), hostile])
+    assert outcomes == ["applied", "dead"]
+    dead = DeadLetter.objects.get()
+    assert (dead.event_id, dead.attempts, dead.value) == ("raw-bad", 1, hostile.value.decode())
+    assert dead.error.startswith(error)
+    assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-good"]
+
+
 def test_a_message_with_nul_bytes_in_its_key_value_and_headers_is_dead_lettered_not_a_crash():
     event = event_from_message(
         topic=LEADS_RAW,

@@ -18,13 +18,17 @@ def _with_id(client: APIClient) -> APIClient:
     return client
 
 
+# A chunked body its server did not de-chunk: no Content-Length, so Django would read it as empty.
+_UNREAD_CHUNKED = {"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"}
 CASES = {
     400: ("api_client", lambda c: c.post("/api/v1/leads", {}, format="json")),
     401: ("anonymous_client", lambda c: c.get("/api/v1/leads")),
     403: ("read_client", lambda c: c.post("/api/v1/leads", {}, format="json")),
     404: ("api_client", lambda c: c.get("/api/v1/nothing-here")),
     405: ("api_client", lambda c: c.delete("/api/v1/leads")),
+    411: ("api_client", lambda c: c.post("/api/v1/leads", "{}", content_type="application/json", **_UNREAD_CHUNKED)),
     413: ("api_client", lambda c: c.post("/api/v1/leads", "x" * 2048, content_type="application/json")),
+    414: ("api_client", lambda c: c.get("/api/v1/leads/" + "x" * 5_000)),
     415: ("api_client", lambda c: c.post("/api/v1/leads", "name=x", content_type="text/plain")),
 }
 
@@ -45,3 +49,11 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(path, api_client
     assert body["correlation_id"] == REQUEST_ID
     assert body["detail"] == "The server could not complete the request."
     assert "RuntimeError" not in response.content.decode()
+
+
+def test_a_path_of_the_longest_length_allowed_is_routed_as_usual(api_client, settings):
+    settings.MAX_REQUEST_PATH_LENGTH = 300
+    path = "/api/v1/" + "x" * (300 - len("/api/v1/"))
+    assert_problem(api_client.get(path), 404)
+    body = assert_problem(api_client.get(path + "x"), 414)
+    assert (body["type"], body["max_path_length"]) == ("https://pipeline-whisperer.dev/problems/uri-too-long", 300)

@@ -7,6 +7,7 @@ changes no outreach, lead or variant (that is the feedback stage's work, tested 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,6 +220,21 @@ def test_a_nul_character_in_the_payload_is_refused_by_index_not_a_server_error(a
         {"event_id": "evt-nul", "event_type": "opened", "outreach_id": outreach.pk, "payload": {"ua": "a\u0000b"}},
     ]
     body = accepted(post(api_client, events))
+    assert body["items"][1]["error"].startswith("payload:")
+    assert [row.payload["event_id"] for row in queued()] == ["evt-ok"]
+
+
+@pytest.mark.parametrize("value", ["3.5", "1.0", "abc", "0"])
+def test_the_list_refuses_an_outreach_filter_that_is_not_an_id(read_client, value):
+    assert_problem(read_client.get(ENGAGEMENTS, {"outreach": value}), 400, ["outreach"])
+
+
+@pytest.mark.parametrize("raw", ['{"ua": "\\ud800"}', '{"weight": 1e999}'], ids=["lone-surrogate", "1e999"])
+def test_a_payload_jsonb_cannot_hold_is_refused_by_index_not_a_server_error(api_client, outreach, raw):
+    good = {"event_id": "evt-ok", "event_type": "opened", "outreach_id": outreach.pk}
+    bad = json.dumps({**good, "event_id": "evt-bad"})[:-1] + f', "payload": {raw}}}'
+    response = api_client.generic("POST", ENGAGEMENTS, f"[{json.dumps(good)}, {bad}]", content_type="application/json")
+    body = accepted(response)
     assert body["items"][1]["error"].startswith("payload:")
     assert [row.payload["event_id"] for row in queued()] == ["evt-ok"]
 

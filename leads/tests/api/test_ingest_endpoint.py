@@ -7,6 +7,7 @@ stored, the leads and their outbox rows, and nothing the stages would do afterwa
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -239,19 +240,99 @@ def test_a_batch_of_exactly_the_limit_is_accepted(api_client, settings):
     assert body["accepted"] == 3
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        lightfield_event("lf-nul", company={"name": "Acme\u0000Corp"}),
-        lightfield_event("lf-nul", extra={"notes": ["fine", "not\u0000fine"]}),
-        lightfield_event("lf-nul", **{"key\u0000": "value"}),
-    ],
-    ids=["in-a-field", "in-an-unknown-field", "in-a-key"],
-)
-def test_a_nul_character_the_database_cannot_store_is_refused_by_index_not_a_server_error(api_client, event):
-    body = accepted(ingest(api_client, [lightfield_event("lf-clean"), event]))
-    assert body["items"][1]["error"] == "the event contains a NUL character (U+0000)"
+def ingest_raw(client, text: str):
+    """POST `text` as it is: some hostile JSON (NaN, 1e999) has no Python value to render it from."""
+    return client.generic("POST", INGEST, text.encode(), content_type="application/json")
+
+
+def _event_json(raw: dict[str, str] | None = None, **changes: Any) -> str:
+    """A Lightfield event as JSON text, with each of `raw`'s fields appended as written (unparsed)."""
+    text = json.dumps(lightfield_event("lf-hostile", **changes))
+    return text[:-1] + "".join(f", {json.dumps(name)}: {value}" for name, value in (raw or {}).items()) + "}"
+
+
+_CLEAN = json.dumps(lightfield_event("lf-clean"))
+_NOT_FINITE = "score_hint is not a finite number (NaN, Infinity or out of range)"
+_BAD_EMAIL = "contact.email is not a valid address: "
+# Each event the database could not store, or that would fail at send time, and its answer.
+HOSTILE = {
+    "nul-in-a-field": (_event_json(company={"name": "Acme\u0000Corp"}), "company.name contains a NUL character"),
+    "nul-in-an-unknown-field": (
+        _event_json({"notes": '["fine", "not\\u0000fine"]'}),
+        "notes[1] contains a NUL character",
+    ),
+    "nul-in-a-key": (_event_json(company={"name": "Acme", "key\u0000": "value"}), "a key in company contains a NUL"),
+    "lone-surrogate-in-a-field": (_event_json({"contact": '{"name": "\\ud800"}'}), "contact.name contains a lone"),
+    "lone-surrogate-deep-inside": (
+        _event_json({"extra": '{"deep": ["\\udfff"]}'}),
+        "extra.deep[0] contains a lone surrogate",
+    ),
+    "nan": (_event_json({"score_hint": "NaN"}), _NOT_FINITE),
+    "infinity": (_event_json({"score_hint": "-Infinity"}), _NOT_FINITE),
+    "out-of-range-number": (_event_json({"score_hint": "1e999"}), _NOT_FINITE),
+    "display-name-email": (
+        _event_json(contact={"email": "Friend <x@acme.example.com>"}),
+        _BAD_EMAIL + "A display name",
+    ),
+    "crlf-in-the-email": (_event_json(contact={"email": "x@acme.example.com\r\nBcc: y@z.example"}), _BAD_EMAIL),
+    "comma-in-the-email": (_event_json(contact={"email": "a,b@acme.example.com"}), _BAD_EMAIL),
+}
+
+
+@pytest.mark.parametrize(("text", "error"), list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_hostile_event_is_refused_by_index_and_the_valid_one_beside_it_is_stored(api_client, text, error):
+    body = accepted(ingest_raw(api_client, f"[{_CLEAN}, {text}]"))
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["items"][1]["error"].startswith(error)
     assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-clean"]
+    assert list(OutboxEvent.objects.values_list("key", flat=True)) == ["lf-clean"]
+
+
+def test_a_batch_of_every_hostile_event_stores_only_the_valid_one(api_client):
+    texts = [text for text, _ in HOSTILE.values()]
+    body = accepted(ingest_raw(api_client, "[" + ", ".join([*texts, _CLEAN]) + "]"))
+    assert (body["accepted"], body["rejected"]) == (1, len(HOSTILE))
+    for item, (_, error) in zip(body["items"], HOSTILE.values(), strict=False):
+        assert item["error"].startswith(error)
+    assert body["items"][-1]["lightfield_id"] == "lf-clean"
+    assert list(Lead.objects.values_list("lightfield_id", flat=True)) == ["lf-clean"]
+
+
+def test_a_single_event_holding_nan_is_a_400_naming_the_field(api_client):
+    body = assert_problem(ingest_raw(api_client, _event_json({"hint": "NaN"})), 400, ["0"])
+    assert body["errors"] == {"0": ["hint is not a finite number (NaN, Infinity or out of range)"]}
+
+
+def test_the_literal_text_backslash_u0000_is_stored_as_sent(api_client):
+    accepted(ingest(api_client, lightfield_event("lf-text", note="the escape \\u0000 as text")))
+    assert Lead.objects.get().raw_payload["note"] == "the escape \\u0000 as text"
+
+
+def test_the_contact_email_is_stored_in_its_normalised_form(api_client):
+    accepted(ingest(api_client, lightfield_event("lf-case", contact={"email": "  Dana@ACME-One.Example "})))
+    assert Lead.objects.get().contact_email == "Dana@acme-one.example"
+
+
+@pytest.mark.parametrize("contact", [{"email": ""}, {"email": None}, {"name": "No Address"}], ids=repr)
+def test_an_event_without_a_contact_email_is_stored_without_one(api_client, contact):
+    accepted(ingest(api_client, lightfield_event("lf-no-email", contact=contact)))
+    assert Lead.objects.get().contact_email == ""
+
+
+def test_line_breaks_in_header_fields_become_spaces_and_the_description_keeps_them(api_client):
+    event = lightfield_event(
+        "lf-lines",
+        company={"name": "Acme\r\nBcc: x@evil.example", "description": "Line one\nLine two"},
+        contact={"name": "Grace\nHopper", "title": "CTO\r\n", "email": "grace@acme.example.com"},
+    )
+    accepted(ingest(api_client, event))
+    lead = Lead.objects.get()
+    assert (lead.company_name, lead.contact_name, lead.contact_title) == (
+        "Acme Bcc: x@evil.example",
+        "Grace Hopper",
+        "CTO",
+    )
+    assert lead.company_description == "Line one\nLine two"
 
 
 def test_a_timestamp_with_an_offset_postgresql_cannot_store_is_kept_in_utc(api_client):

@@ -363,6 +363,10 @@ def test_create_lead_with_an_existing_lightfield_id_is_409(api_client):
         ({"lightfield_id": "lf-1", "company_name": "Acme", "company_size": "huge"}, ["company_size"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "budget_range": "lots"}, ["budget_range"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "contact_email": "not-an-email"}, ["contact_email"]),
+        ({"lightfield_id": "lf-1", "company_name": "Acme", "contact_email": "Friend <x@a.example>"}, ["contact_email"]),
+        ({"lightfield_id": "lf-1", "company_name": "Acme", "contact_email": "x@a.example\nBcc: y"}, ["contact_email"]),
+        ({"lightfield_id": "lf-1", "company_name": "Acme", "contact_email": "a,b@a.example"}, ["contact_email"]),
+        ({"lightfield_id": "lf-1", "company_name": "Acme", "contact_email": "x@acme.test"}, ["contact_email"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "tech_stack": "python"}, ["tech_stack"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "pain_points": ["x"] * 51}, ["pain_points"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "pain_points": ["x" * 201]}, ["pain_points"]),
@@ -371,6 +375,25 @@ def test_create_lead_with_an_existing_lightfield_id_is_409(api_client):
 def test_create_lead_refuses_bad_fields_naming_them(payload, fields, api_client):
     assert_problem(api_client.post(LEADS, payload, format="json"), 400, errors=fields)
     assert not Lead.objects.exists()
+
+
+def test_create_lead_stores_the_address_in_its_normalised_form_as_ingest_does(api_client):
+    payload = {"lightfield_id": "lf-case", "company_name": "Acme", "contact_email": "Dana@ACME-One.Example"}
+    assert api_client.post(LEADS, payload, format="json").status_code == 201
+    assert Lead.objects.get().contact_email == "Dana@acme-one.example"
+
+
+def test_create_lead_makes_the_fields_that_reach_mail_headers_one_line_as_ingest_does(api_client):
+    payload = {
+        "lightfield_id": "lf-lines",
+        "company_name": "Acme\r\nBcc: x@evil.example",
+        "contact_name": "Grace\nHopper",
+        "company_description": "One\nTwo",
+    }
+    assert api_client.post(LEADS, payload, format="json").status_code == 201
+    lead = Lead.objects.get()
+    assert (lead.company_name, lead.contact_name) == ("Acme Bcc: x@evil.example", "Grace Hopper")
+    assert lead.company_description == "One\nTwo"
 
 
 def test_create_lead_refuses_a_json_array_body(api_client):
