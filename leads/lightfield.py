@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from faker import Faker
 
@@ -87,7 +88,8 @@ def storage_problem(value: Any) -> str | None:
     """Why a decoded JSON value cannot be stored in PostgreSQL text or jsonb, naming where
     (`company.name contains a NUL character (U+0000)`); None when it can. Refused: U+0000, a
     lone surrogate such as "\\ud800" (not Unicode text), NaN, Infinity and numbers out of
-    range, in any key or value at any depth.
+    range, in any key or value at any depth; and a value larger, as JSON, than the largest event
+    the pipeline carries (PIPELINE_MAX_EVENT_BYTES).
 
     One pass of the C encoder answers for a clean value (a few microseconds for an event); only
     a value it flags is walked in Python to find the place."""
@@ -98,9 +100,11 @@ def storage_problem(value: Any) -> str | None:
     if "\\u0000" in text:  # U+0000, or the literal text \u0000 (the walk tells them apart)
         return _storage_problem_at(value)
     try:
-        text.encode()
+        size = len(text.encode())
     except UnicodeEncodeError:
         return _storage_problem_at(value)
+    if size > settings.PIPELINE_MAX_EVENT_BYTES:
+        return f"the event is {size:,} bytes as JSON; at most {settings.PIPELINE_MAX_EVENT_BYTES:,} are accepted"
     return None
 
 

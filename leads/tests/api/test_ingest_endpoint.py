@@ -172,6 +172,16 @@ def test_invalid_events_are_reported_by_index_while_the_valid_ones_are_stored(ap
     assert set(Lead.objects.values_list("lightfield_id", flat=True)) == {"lf-good-0", "lf-good-3"}
 
 
+def test_a_1_5_mb_event_is_refused_on_its_own_and_the_events_beside_it_are_stored(api_client):
+    big = lightfield_event("lf-big", company={"name": "Big", "description": "x" * 1_500_000})
+    body = accepted(ingest(api_client, [lightfield_event("lf-before"), big, lightfield_event("lf-after")]))
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert body["items"][1]["error"].startswith("the event is 1,5")
+    assert body["items"][1]["error"].endswith("bytes as JSON; at most 900,000 are accepted")
+    assert set(Lead.objects.values_list("lightfield_id", flat=True)) == {"lf-before", "lf-after"}
+    assert OutboxEvent.objects.count() == 2  # nothing the relay could not publish
+
+
 @pytest.mark.parametrize(
     ("event", "error"),
     [
