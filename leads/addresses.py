@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from email_validator.rfc_constants import (
+    DNS_LABEL_LENGTH_LIMIT,
+    DOMAIN_MAX_LENGTH,
+    DOMAIN_NAME_REGEX,
+    DOT_ATOM_TEXT,
+    DOT_ATOM_TEXT_HOSTNAME,
+    EMAIL_MAX_LENGTH,
+    LOCAL_PART_MAX_LENGTH,
+)
 
 
 class InvalidAddress(ValueError):
@@ -21,10 +30,34 @@ class InvalidAddress(ValueError):
 
 def email_normalize(address: str) -> str:
     """`address` in its normalised form; InvalidAddress if it is not one we could send to."""
+    plain = _plain_ascii(address)
+    if plain is not None:
+        return plain
     try:
         return validate_email(address, check_deliverability=False, allow_smtputf8=False).normalized
     except EmailNotValidError as error:
         raise InvalidAddress(str(error)) from None
+
+
+def _plain_ascii(address: str) -> str | None:
+    """The normalised form email-validator gives a plain ASCII address (dot-atom local part,
+    hostname domain with a letter at its end, within the lengths, no special-use or IDNA label),
+    checked with the library's own patterns and limits; None for anything else, which the library
+    itself then decides. The scorer checks thousands of addresses a second: the full validation
+    costs about 45 µs each, this about 3."""
+    local, at, domain = address.rpartition("@")
+    domain = domain.lower()
+    if not (at and address.isascii() and len(address) <= EMAIL_MAX_LENGTH and len(local) <= LOCAL_PART_MAX_LENGTH):
+        return None
+    if "." not in domain or "xn--" in domain or len(domain) > DOMAIN_MAX_LENGTH:
+        return None
+    if not (DOT_ATOM_TEXT.match(local) and DOT_ATOM_TEXT_HOSTNAME.match(domain) and DOMAIN_NAME_REGEX.search(domain)):
+        return None
+    if any(len(label) > DNS_LABEL_LENGTH_LIMIT for label in domain.split(".")):
+        return None
+    if any(domain == special or domain.endswith("." + special) for special in SPECIAL_USE_DOMAIN_NAMES):
+        return None
+    return f"{local}@{domain}"
 
 
 # Line breaks and other control characters; any of them in a header value is a header injection.
