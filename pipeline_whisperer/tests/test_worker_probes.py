@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline_whisperer.worker_probes import WorkerHealth, probe_server_start
 
@@ -87,4 +88,20 @@ def test_a_process_whose_loops_never_started_is_not_live(probe):
 
 
 def test_any_other_path_is_a_404(probe):
-    assert _get(probe[1], "/metrics")[0] == 404
+    assert _get(probe[1], "/admin/")[0] == 404
+
+
+def test_metrics_export_each_loops_progress_and_outage_with_the_process_metrics(probe, clock):
+    health, port = probe
+    health.beat("relay")
+    health.outage("scorer", "OperationalError: connection refused")
+    clock.now += 5
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        families = {family.name: family for family in text_string_to_metric_families(response.read().decode())}
+    waiting = {
+        sample.labels["loop"]: sample.value for sample in families["pipeline_loop_waiting_for_dependency"].samples
+    }
+    idle = {sample.labels["loop"]: sample.value for sample in families["pipeline_loop_seconds_since_progress"].samples}
+    assert waiting == {"relay": 0.0, "scorer": 1.0}
+    assert idle == {"relay": 5.0, "scorer": 5.0}
+    assert "process_cpu_seconds" in families  # the process's own, from prometheus_client
