@@ -1,14 +1,18 @@
 """Soak run: mixed load for minutes while the parts around the service fail, then the books are checked.
 
 The production shape on loopback: gunicorn (deploy/gunicorn.conf.py, 2 workers), the relay and
-the three stages as `run_pipeline` processes, PostgreSQL, a Redis and a tansu broker of its own,
-an SMTP sink. Load threads read (lead list, stats, experiments, dashboard), ingest batches of 5
-new leads and post engagement for sent outreach. During the run the scorer is killed (SIGKILL)
-and restarted, Redis is restarted, and the broker is frozen for 30 s.
+the three stages as `run_pipeline` processes, and of its own a PostgreSQL cluster (initdb, a free
+port), a Redis, a tansu broker and an SMTP sink. Load threads read (lead list, stats,
+experiments, dashboard), ingest batches of 5 new leads and post engagement for sent outreach.
+During the run the scorer is killed (SIGKILL) and restarted, Redis is restarted, PostgreSQL is
+restarted, the mail server is stopped for 60 s, a 2 MB message is produced to leads.raw and a
+1.5 MB event posted to ingest, and the broker is frozen for 30 s.
 
 Afterwards: every accepted lead is in the database and past `raw`, no lead was contacted twice
-(outreach rows and mails received), no 5xx but 503 inside a fault window, and each worker's
-memory grew by less than 10% from the end of warm-up. Exit status 1 when a check fails.
+(outreach rows and mails received), no 5xx but 503 (with Retry-After) inside a fault window, every
+stage still running, the oversized message one dead letter and the oversized event refused on its
+own, and each worker's memory grew by less than 10% from the end of warm-up. Exit status 1 when a
+check fails.
 Results: bench/results/soak.{md,json}.
 
     make soak                      # or: python bench/soak.py --minutes 10
@@ -34,9 +38,7 @@ from bench.servers import Gunicorn  # noqa: E402
 from tests.stand_ins import RedisServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "pw_soak"
-DATABASE_URL = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
 READS = ["/api/v1/leads?status=contacted", "/api/v1/leads/stats", "/api/v1/experiments", "/api/v1/dashboard/funnel"]
 
 
@@ -49,6 +51,7 @@ class Load:
         self.accepted: set[str] = set()
         self.answers: list[tuple[float, int]] = []
         self.client_errors: list[tuple[float, str]] = []
+        self.unavailable_without_retry_after = 0
         self.message_ids: list[str] = []
         self._lock = threading.Lock()
         self._workers = [threading.Thread(target=self._run, args=(number,), daemon=True) for number in range(threads)]
@@ -97,6 +100,9 @@ class Load:
                 status, payload = response.status, response.read()
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()
+            if status == 503 and not error.headers.get("Retry-After"):
+                with self._lock:
+                    self.unavailable_without_retry_after += 1
         except OSError as error:
             with self._lock:
                 self.client_errors.append((time.monotonic(), repr(error)))
@@ -123,11 +129,15 @@ class Faults:
         self.total = minutes * 60
         self.windows: list[tuple[str, float, float]] = []
 
-    def run(self, load: Load, stages: dict, redis: RedisServer, broker, started: float) -> None:
+    def run(self, load: Load, parts: dict, started: float) -> None:
+        stages, redis, broker, postgres = parts["stages"], parts["redis"], parts["broker"], parts["postgres"]
         plan = [
-            (0.2, "scorer killed and restarted", lambda: _restart_stage(stages, "scorer")),
-            (0.4, "redis restarted", lambda: _restart_redis(redis)),
-            (0.6, "broker stopped for 30 s", lambda: _freeze(broker, 30)),
+            (0.15, "scorer killed and restarted", lambda: _restart_stage(stages, "scorer")),
+            (0.3, "redis restarted", lambda: _restart_redis(redis)),
+            (0.4, "postgresql restarted", postgres.restart),
+            (0.5, "mail server stopped for 60 s", lambda: _stop_mail(parts["smtp"], 60)),
+            (0.65, "oversized: 2 MB to leads.raw, 1.5 MB to ingest", lambda: _oversized(load, broker, parts)),
+            (0.75, "broker stopped for 30 s", lambda: _freeze(broker, 30)),
         ]
         for fraction, name, action in plan:
             _sleep_until(started + fraction * self.total, load.stop)
@@ -156,6 +166,33 @@ def _restart_redis(redis: RedisServer) -> None:
     redis.start()
 
 
+def _stop_mail(sinks: list, seconds: float) -> None:
+    """Stop the mail server, then start another on its port; `sinks` keeps both for the books."""
+    from tests.stand_ins import SmtpSink
+
+    sinks[-1].stop()
+    time.sleep(seconds)
+    sinks.append(SmtpSink(sinks[-1].port).start())
+
+
+def _oversized(load: Load, broker, parts: dict) -> None:
+    """A 2 MB message from another system's producer on leads.raw, and a 1.5 MB event beside a
+    valid one on ingest: one dead letter, one per-item refusal, nothing else held up."""
+    from confluent_kafka import Producer
+
+    huge = {**_lead_event("soak-huge-kafka"), "notes": "x" * 2_000_000}
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 4_000_000})
+    producer.produce("leads.raw", key=b"soak-huge-kafka", value=json.dumps(huge).encode())
+    producer.flush(15)
+    big = {**_lead_event("soak-huge-api"), "notes": "y" * 1_500_000}
+    status, payload = load._call("POST", "/api/v1/leads/ingest", [big, _lead_event("soak-beside-huge")])
+    body = json.loads(payload) if status == 202 else {}
+    parts["oversized_ingest"] = (status, body.get("rejected"), body.get("accepted"))
+    if status == 202:
+        with load._lock:
+            load.accepted.add("soak-beside-huge")
+
+
 def _freeze(broker, seconds: float) -> None:
     broker.pause()
     time.sleep(seconds)
@@ -175,21 +212,22 @@ def main() -> None:
 def soak(minutes: float, threads: int) -> dict:
     import psycopg
 
-    from tests.stand_ins import PipelineProcess, SmtpSink, TansuBroker
+    from tests.stand_ins import PipelineProcess, PostgresCluster, SmtpSink, TansuBroker
 
-    with psycopg.connect(ADMIN_URL, autocommit=True) as db:
-        db.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    postgres = PostgresCluster().start()  # of its own: the soak restarts it
+    with psycopg.connect(postgres.url("postgres"), autocommit=True) as db:
         db.execute(f"CREATE DATABASE {DATABASE}")
     logs = Path(os.environ.get("SOAK_LOG_DIR", ROOT / "var" / "soak"))
     logs.mkdir(parents=True, exist_ok=True)
     redis, broker, smtp = RedisServer().start(), TansuBroker().start(), SmtpSink().start()
-    env = _environment(redis.url, broker.bootstrap, smtp.port)
+    env = _environment(postgres.url(DATABASE), redis.url, broker.bootstrap, smtp.port)
     _manage(env, "migrate", "-v0")
     _manage(env, "seed_demo", "--leads", "0", "-v0")
     key = _manage(env, "apikey", "create", "soak", "--scope", "write").split()[-1]
     stages = {name: PipelineProcess(name, env, logs).start() for name in ("relay", "scorer", "outreach", "feedback")}
     api = Gunicorn("pipeline_whisperer.wsgi:application", env, log_path=logs / "gunicorn.log")
     load, faults = Load(api.url, key, threads), Faults(minutes)
+    parts = {"stages": stages, "redis": redis, "broker": broker, "postgres": postgres, "smtp": [smtp]}
     started = time.monotonic()
     try:
         load.start()
@@ -197,28 +235,32 @@ def soak(minutes: float, threads: int) -> dict:
         memory_before = api.worker_rss_kb()
         watcher = threading.Thread(target=_follow_messages, args=(load, env["DATABASE_URL"]), daemon=True)
         watcher.start()
-        faults.run(load, stages, redis, broker, started)
+        faults.run(load, parts, started)
         _sleep_until(started + 0.9 * faults.total, load.stop)
         memory_after = api.worker_rss_kb()
         load.finish()
         drained = _wait_until_processed(env["DATABASE_URL"], load.accepted, timeout=600)
-        return _report(load, faults, smtp, env["DATABASE_URL"], memory_before, memory_after, drained, minutes)
+        running = {name: stage.alive() for name, stage in stages.items()}
+        return _report(
+            load, faults, parts, env["DATABASE_URL"], (memory_before, memory_after), drained, running, minutes
+        )
     finally:
         load.stop.set()
         api.stop()
         for stage in stages.values():
             if stage.alive():
                 stage.terminate()
-        smtp.stop()
+        parts["smtp"][-1].stop()
         broker.stop()
         redis.stop()
+        postgres.stop()
 
 
-def _environment(redis_url: str, bootstrap: str, smtp_port: int) -> dict[str, str]:
+def _environment(database_url: str, redis_url: str, bootstrap: str, smtp_port: int) -> dict[str, str]:
     from tests.stand_ins import loopback_env
 
     return loopback_env(
-        database_url=DATABASE_URL,
+        database_url=database_url,
         bootstrap=bootstrap,
         smtp_port=smtp_port,
         REDIS_URL=redis_url,
@@ -262,16 +304,19 @@ def _wait_until_processed(database_url: str, accepted: set[str], timeout: float)
             done = db.execute(
                 "SELECT count(*) FROM leads_lead WHERE lightfield_id = ANY(%s) AND status <> 'raw'", [list(accepted)]
             ).fetchone()[0]
-            pending = db.execute("SELECT count(*) FROM leads_outboxevent WHERE published_at IS NULL").fetchone()[0]
+            pending = db.execute(
+                "SELECT count(*) FROM leads_outboxevent WHERE published_at IS NULL AND failed_at IS NULL"
+            ).fetchone()[0]
             if done == len(accepted) and pending == 0:
                 return True
             time.sleep(2)
     return False
 
 
-def _report(load, faults, smtp, database_url, memory_before, memory_after, drained, minutes) -> dict:
+def _report(load, faults, parts, database_url, memory, drained, running, minutes) -> dict:
     import psycopg
 
+    memory_before, memory_after = memory
     with psycopg.connect(database_url, autocommit=True) as db:
         stored = db.execute(
             "SELECT count(*) FROM leads_lead WHERE lightfield_id = ANY(%s)", [list(load.accepted)]
@@ -280,7 +325,8 @@ def _report(load, faults, smtp, database_url, memory_before, memory_after, drain
             "SELECT count(*) FROM (SELECT lead_id FROM leads_outreach GROUP BY lead_id HAVING count(*) > 1) AS twice"
         ).fetchone()[0]
         contacted = db.execute("SELECT count(*) FROM leads_lead WHERE contacted_at IS NOT NULL").fetchone()[0]
-    recipients = collections.Counter(message["To"] for message in smtp.received())
+        dead = db.execute("SELECT key, count(*) FROM leads_deadletter GROUP BY key").fetchall()
+    recipients = collections.Counter(message["To"] for sink in parts["smtp"] for message in sink.received())
     statuses = collections.Counter(status for _, status in load.answers)
     bad = [(at, status) for at, status in load.answers if status >= 500]
     outside = [(at, status) for at, status in bad if status != 503 or not faults.allows_503(at)]
@@ -291,6 +337,18 @@ def _report(load, faults, smtp, database_url, memory_before, memory_after, drain
         _check("no lead contacted twice (outreach rows)", twice == 0, f"{twice} leads with more than one"),
         _check("no address mailed twice", max(recipients.values(), default=0) <= 1, f"{len(recipients)} mailed"),
         _check("no 5xx but 503 in a fault window", not outside, f"{len(bad)} 5xx, {len(outside)} outside"),
+        _check(
+            "every 503 carries Retry-After",
+            load.unavailable_without_retry_after == 0,
+            f"{load.unavailable_without_retry_after} without",
+        ),
+        _check("every stage still running", all(running.values()), str(running)),
+        _check("the 2 MB message is one dead letter, nothing else is", dead == [("soak-huge-kafka", 1)], str(dead)),
+        _check(
+            "the 1.5 MB event refused on its own",
+            parts.get("oversized_ingest") == (202, 1, 1),
+            f"status, rejected, accepted: {parts.get('oversized_ingest')}",
+        ),
         _check("no failed connections", not load.client_errors, f"{len(load.client_errors)} failed"),
         _check("worker memory grew < 10%", all(value < 0.10 for value in growth), f"growth {growth}"),
     ]
