@@ -287,11 +287,14 @@ def _follow_messages(load: Load, database_url: str) -> None:
     import psycopg
 
     while not load.stop.is_set():
-        with psycopg.connect(database_url, autocommit=True) as db:
-            rows = db.execute(
-                "SELECT message_id FROM leads_outreach WHERE message_id IS NOT NULL ORDER BY id DESC LIMIT 500"
-            ).fetchall()
-        load.message_ids = [row[0] for row in rows]
+        try:
+            with psycopg.connect(database_url, autocommit=True) as db:
+                rows = db.execute(
+                    "SELECT message_id FROM leads_outreach WHERE message_id IS NOT NULL ORDER BY id DESC LIMIT 500"
+                ).fetchall()
+            load.message_ids = [row[0] for row in rows]
+        except psycopg.OperationalError:  # the database is restarting (one of the faults): next time
+            pass
         load.stop.wait(5)
 
 
