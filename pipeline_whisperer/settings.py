@@ -333,6 +333,8 @@ AXES_LOCKOUT_CALLABLE = "pipeline_whisperer.lockouts.lockout_response"
 # Axes' admin pages show its database models, which the cache handler leaves empty; staff use
 # /admin/lockouts/ instead.
 AXES_ENABLE_ADMIN = False
+# No "AXES: BEGIN" line at every start: commands run from cron must stay silent when they succeed.
+AXES_VERBOSE = False
 
 # ---------------------------------------------------------------------------------------
 # REST API
