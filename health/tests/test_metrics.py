@@ -5,32 +5,23 @@ from __future__ import annotations
 
 import pytest
 from django.test import override_settings
-from prometheus_client.parser import text_string_to_metric_families
 
 from health import gunicorn_hooks
+from health.tests.support import metric_samples
 
 pytestmark = pytest.mark.django_db
-
-
-def _samples(response) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = response.content.decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def test_metrics_parse_as_prometheus_text(client):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=")
-    names = {name for name, _ in _samples(response)}
+    names = {name for name, _ in metric_samples(response)}
     assert {"django_http_requests_total_by_method_total", "pipeline_database_up", "pipeline_leads"} <= names
 
 
 def test_metrics_show_the_database_pool(client):
-    samples = _samples(client.get("/metrics"))
+    samples = metric_samples(client.get("/metrics"))
     assert samples[("pipeline_db_pool_max", ())] >= 1
 
 

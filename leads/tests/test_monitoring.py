@@ -8,29 +8,20 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from health.registry import registered_checks, registered_collectors, registered_consumer_groups
+from health.tests.support import metric_samples
 from leads.models import DeadLetter, LeadStatus, OutboxEvent
 from leads.monitoring import PIPELINE_COLLECTOR, OutboxBacklog, StageProgress, register
 from leads.pipeline.stages import STAGES
 from leads.tests.factories import LeadFactory, VariantFactory
 
 
-def _samples(response) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = response.content.decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 @pytest.mark.django_db
 def test_metrics_count_leads_by_status(client):
     LeadFactory.create_batch(2, status=LeadStatus.SCORED)
     LeadFactory(status=LeadStatus.CONVERTED)
-    samples = _samples(client.get("/metrics"))
+    samples = metric_samples(client.get("/metrics"))
     assert samples[("pipeline_leads", (("status", "scored"),))] == 2
     assert samples[("pipeline_leads", (("status", "converted"),))] == 1
     assert samples[("pipeline_leads", (("status", "raw"),))] == 0
@@ -40,7 +31,7 @@ def test_metrics_count_leads_by_status(client):
 def test_metrics_show_variant_posteriors(client):
     variant = VariantFactory(alpha=3.0, beta=1.0)
     labels = (("experiment", variant.experiment.name), ("variant", variant.name))
-    samples = _samples(client.get("/metrics"))
+    samples = metric_samples(client.get("/metrics"))
     assert samples[("pipeline_variant_posterior_alpha", labels)] == 3.0
     assert samples[("pipeline_variant_posterior_mean", labels)] == 0.75
 
@@ -48,7 +39,7 @@ def test_metrics_show_variant_posteriors(client):
 @pytest.mark.django_db
 def test_metrics_count_dead_letters_by_topic_and_status(client):
     DeadLetter.objects.create(stage="scorer", topic="leads.raw", value="{", error="ValueError")
-    samples = _samples(client.get("/metrics"))
+    samples = metric_samples(client.get("/metrics"))
     assert samples[("pipeline_dead_letters", (("status", "pending"), ("topic", "leads.raw")))] == 1
 
 
