@@ -56,7 +56,7 @@ class StageConsumer:
                 messages = consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
                 if messages:
                     self._process_batch(consumer, producer, messages)
-                self.stage.tick()
+                self._tick()
         finally:
             producer.flush(10)
             consumer.close()
@@ -93,6 +93,15 @@ class StageConsumer:
             except KafkaException as error:  # redelivery after this is harmless: the events are recorded
                 logger.warning("%s could not commit offsets: %s", self.stage.name, error)
         close_old_connections()
+
+    def _tick(self) -> None:
+        """The stage's periodic work; a dependency that is down then is waited out like a batch's."""
+        try:
+            self.stage.tick()
+        except Exception as error:
+            if not dependency_down(error):
+                raise
+            self.outage.wait(error)
 
     def _until_applied(self, events: Sequence[Event]) -> list[Outcome] | None:
         """The batch through the stage, retried with backoff while a dependency is down; None if
