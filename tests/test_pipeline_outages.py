@@ -56,8 +56,14 @@ def test_a_stage_whose_database_is_gone_for_good_waits_then_exits_non_zero(kafka
         PIPELINE_PROBE_PORT=str(probe_port := free_port()),
     )
     scorer = start_stage("scorer", env)
+
     # Before it gives up, its probe says it is alive but not ready, and why.
-    wait_until(lambda: _probe(probe_port, "/health/readiness")[0] == 503, timeout=60, what="readiness 503")
+    def waiting_for_the_database() -> bool:
+        status, body = _probe(probe_port, "/health/readiness")
+        return status == 503 and bool(body.get("loops", {}).get("scorer", {}).get("waiting_for"))
+
+    # (A process whose loop has not started yet is not ready either: wait for the outage itself.)
+    wait_until(waiting_for_the_database, timeout=60, what="readiness 503 waiting for the database")
     assert _probe(probe_port, "/health/liveness")[0] == 200
     assert "OperationalError" in _probe(probe_port, "/health/readiness")[1]["loops"]["scorer"]["waiting_for"]
     assert scorer.process is not None
