@@ -30,7 +30,7 @@ COPY . .
 # names: settings.py picks the manifest storage when staticfiles/ exists, so it must exist first.
 # collectstatic needs no database and no real secret; this key exists only in this RUN step.
 RUN mkdir staticfiles \
-    && DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-at-image-build-only-never-used-to-sign-anything \
+    && DJANGO_DEBUG=0 OUTREACH_ENABLED=0 DJANGO_SECRET_KEY=collectstatic-at-image-build-only-never-used-to-sign-anything \
        python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app/pipeline_whisperer /app/leads /app/health /app/ops \
     && mkdir -p /app/var/backups \

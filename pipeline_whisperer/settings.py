@@ -393,7 +393,25 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Pipeline Whisperer <outreach@localhost>")
-OUTREACH_SENDER_NAME = env_str("OUTREACH_SENDER_NAME", "The Pipeline Whisperer team")
+# Who the mail is from, in every footer (CAN-SPAM: a postal address): required in production.
+OUTREACH_ENABLED = env_bool("OUTREACH_ENABLED", True)
+OUTREACH_SENDER_NAME = env_str("OUTREACH_SENDER_NAME", "The Pipeline Whisperer team" if DEBUG else "")
+OUTREACH_POSTAL_ADDRESS = env_str("OUTREACH_POSTAL_ADDRESS", "1 Demo Street, Example City" if DEBUG else "")
+# Where recipients reach us from the mail (the one-click unsubscribe URL): https in production.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000" if DEBUG else "").rstrip("/")
+OUTREACH_UNSUBSCRIBE_MAILTO = env_str(
+    "OUTREACH_UNSUBSCRIBE_MAILTO", "unsubscribe@" + (DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "localhost")
+)
+if OUTREACH_ENABLED and not DEBUG:
+    for _name, _value in (
+        ("OUTREACH_SENDER_NAME", OUTREACH_SENDER_NAME),
+        ("OUTREACH_POSTAL_ADDRESS", OUTREACH_POSTAL_ADDRESS),
+        ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
+    ):
+        if not _value:
+            raise SettingsError(f"{_name} is required when outreach is enabled and DJANGO_DEBUG is off")
+    if not PUBLIC_BASE_URL.startswith("https://"):
+        raise SettingsError(f"PUBLIC_BASE_URL must be an https:// URL when DJANGO_DEBUG is off (got {PUBLIC_BASE_URL})")
 
 # ---------------------------------------------------------------------------------------
 # The pipeline's business settings
@@ -402,6 +420,32 @@ OUTREACH_MIN_SCORE = env_float("OUTREACH_MIN_SCORE", 0.5)
 if not 0.0 <= OUTREACH_MIN_SCORE <= 1.0:
     raise SettingsError(f"OUTREACH_MIN_SCORE must be between 0 and 1 (got {OUTREACH_MIN_SCORE})")
 ATTRIBUTION_WINDOW_DAYS = env_int("ATTRIBUTION_WINDOW_DAYS", 14, minimum=1)
+# One person, one conversation: no second mail to an address within this many days, and at most
+# this many people of one company domain (free-mail domains are not companies).
+OUTREACH_RECONTACT_DAYS = env_int("OUTREACH_RECONTACT_DAYS", 90, minimum=1)
+OUTREACH_MAX_PER_COMPANY_DOMAIN = env_int("OUTREACH_MAX_PER_COMPANY_DOMAIN", 2, minimum=1)
+# Pacing: days and hours in the recipient's zone (the embedded default keeps the window open, so
+# the demo moves on any day), mail per recipient domain per hour, mail per day with a warm-up ramp.
+OUTREACH_SEND_WINDOW = env_str("OUTREACH_SEND_WINDOW", "mon-sun 00:00-24:00" if DEBUG else "mon-fri 09:00-17:00")
+OUTREACH_DEFAULT_TIME_ZONE = env_str("OUTREACH_DEFAULT_TIME_ZONE", "UTC")
+OUTREACH_DOMAIN_HOURLY_CAP = env_int("OUTREACH_DOMAIN_HOURLY_CAP", 20, minimum=1)
+OUTREACH_DAILY_CAP = env_int("OUTREACH_DAILY_CAP", 2000, minimum=1)
+OUTREACH_WARMUP_START = env_str("OUTREACH_WARMUP_START")  # YYYY-MM-DD; empty: no ramp
+OUTREACH_WARMUP_DAYS = env_int("OUTREACH_WARMUP_DAYS", 30, minimum=1)
+OUTREACH_WARMUP_FIRST_DAY_CAP = env_int("OUTREACH_WARMUP_FIRST_DAY_CAP", 50, minimum=1)
+OUTREACH_SOFT_BOUNCE_RETRIES = env_int("OUTREACH_SOFT_BOUNCE_RETRIES", 3, minimum=0)
+OUTREACH_SOFT_BOUNCE_RETRY_MINUTES = env_int("OUTREACH_SOFT_BOUNCE_RETRY_MINUTES", 60, minimum=1)
+# Deliverability brake: sending pauses itself past these rates over 7 days (Gmail's complaint
+# ceiling is 0.3%), once at least OUTREACH_BRAKE_MIN_SAMPLE mails were sent in that time.
+OUTREACH_MAX_COMPLAINT_RATE = env_float("OUTREACH_MAX_COMPLAINT_RATE", 0.003)
+OUTREACH_MAX_BOUNCE_RATE = env_float("OUTREACH_MAX_BOUNCE_RATE", 0.05)
+OUTREACH_BRAKE_MIN_SAMPLE = env_int("OUTREACH_BRAKE_MIN_SAMPLE", 100, minimum=1)
+for _name, _rate in (
+    ("OUTREACH_MAX_COMPLAINT_RATE", OUTREACH_MAX_COMPLAINT_RATE),
+    ("OUTREACH_MAX_BOUNCE_RATE", OUTREACH_MAX_BOUNCE_RATE),
+):
+    if not 0.0 < _rate <= 1.0:
+        raise SettingsError(f"{_name} must be above 0 and at most 1 (got {_rate})")
 
 # ---------------------------------------------------------------------------------------
 # Event bus: Kafka when KAFKA_BOOTSTRAP_SERVERS is set, in-process after commit otherwise
@@ -433,6 +477,10 @@ PIPELINE_PROBE_STALL_SECONDS = env_float("PIPELINE_PROBE_STALL_SECONDS", 120.0)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 500, minimum=1)
 OUTREACH_EXPIRY_INTERVAL_SECONDS = env_int("OUTREACH_EXPIRY_INTERVAL_SECONDS", 300, minimum=1)
 OUTREACH_SEND_CONNECTIONS = env_int("OUTREACH_SEND_CONNECTIONS", 4, minimum=1)
+# The dispatcher looks for due mail this often, and resends a claimed mail whose send a crash
+# interrupted once its claim is this old (under the same Message-ID).
+OUTREACH_DISPATCH_INTERVAL_SECONDS = env_float("OUTREACH_DISPATCH_INTERVAL_SECONDS", 5.0)
+OUTREACH_DISPATCH_CLAIM_TIMEOUT_SECONDS = env_int("OUTREACH_DISPATCH_CLAIM_TIMEOUT_SECONDS", 300, minimum=10)
 
 # ---------------------------------------------------------------------------------------
 # Staff console (issue 6): the dashboard under /admin/console/

@@ -1,6 +1,16 @@
-"""The lead domain's models (domain.py) and the pipeline's bookkeeping (pipeline.py)."""
+"""The lead domain's models (domain.py), compliance (compliance.py: suppressions, sending pauses,
+privacy requests) and the pipeline's bookkeeping (pipeline.py)."""
 
+from leads.models.compliance import (
+    PrivacyRequest,
+    PrivacyRequestKind,
+    SendingPause,
+    Suppression,
+    SuppressionKind,
+    SuppressionReason,
+)
 from leads.models.domain import (
+    BounceType,
     BudgetRange,
     CompanySize,
     EngagementEvent,
@@ -19,6 +29,7 @@ from leads.models.domain import (
 from leads.models.pipeline import DeadLetter, OutboxEvent, ProcessedEvent
 
 __all__ = [
+    "BounceType",
     "BudgetRange",
     "CompanySize",
     "DeadLetter",
@@ -34,6 +45,12 @@ __all__ = [
     "OutreachStatus",
     "OutreachTemplate",
     "Persona",
+    "PrivacyRequest",
+    "PrivacyRequestKind",
     "ProcessedEvent",
+    "SendingPause",
+    "Suppression",
+    "SuppressionKind",
+    "SuppressionReason",
     "Variant",
 ]

@@ -99,6 +99,10 @@ class Lead(models.Model):
     status_before_snooze = models.CharField(max_length=16, choices=Status.choices, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
+    # The recipient's IANA time zone (from the event or the API); empty means OUTREACH_DEFAULT_TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True)
+    # Why the outreach stage last declined to write to the lead ("" once it was written to).
+    not_contacted_reason = models.CharField(max_length=255, blank=True)
     contacted_at = models.DateTimeField(null=True, blank=True)
     responded_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +141,8 @@ class OutreachTemplate(models.Model):
     name = models.CharField(max_length=100, unique=True)
     subject = models.CharField(max_length=500)
     body = models.TextField()
+    # Optional: with one, mail is multipart/alternative (text and HTML).
+    html_body = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -204,6 +210,7 @@ class Variant(models.Model):
 
 
 class OutreachStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     DELIVERED = "delivered", "Delivered"
@@ -212,9 +219,16 @@ class OutreachStatus(models.TextChoices):
     REPLIED = "replied", "Replied"
     CONVERTED = "converted", "Converted"
     BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Complained"
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    CANCELLED = "cancelled", "Cancelled"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+
+
+class BounceType(models.TextChoices):
+    HARD = "hard", "Hard"
+    SOFT = "soft", "Soft"
 
 
 class OutreachReward(models.TextChoices):
@@ -227,14 +241,25 @@ class Outreach(models.Model):
 
     Status = OutreachStatus
     Reward = OutreachReward
+    BounceType = BounceType
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outreach")
     variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="outreach", null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     to_email = models.EmailField(max_length=254)
+    # The address and domain as matched against suppressions and the re-contact window (lower-cased).
+    recipient_key = models.CharField(max_length=254, blank=True)
+    recipient_domain = models.CharField(max_length=253, blank=True)
     subject = models.CharField(max_length=500)
     body = models.TextField()
+    html_body = models.TextField(blank=True)
     message_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # When the dispatcher may send it (send window, pacing); it sends rows due by now.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    # When a dispatcher took the row to send it: a pending row whose claim is old was interrupted.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    bounce_type = models.CharField(max_length=4, choices=BounceType.choices, blank=True)
+    soft_bounces = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     # A single column holds the reward, so an outreach can never be rewarded twice.
     reward = models.CharField(max_length=8, choices=Reward.choices, blank=True)
@@ -248,7 +273,9 @@ class Outreach(models.Model):
     replied_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -272,6 +299,14 @@ class Outreach(models.Model):
             models.Index(fields=["status", "-created_at"], name="outreach_status_created_idx"),
             models.Index(fields=["variant", "status"], name="outreach_variant_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="outreach_created_idx"),
+            # The dispatcher's query: what is due. Partial, so it holds only the queue.
+            models.Index(
+                fields=["scheduled_for"],
+                condition=Q(status__in=["scheduled", "pending"]),
+                name="outreach_queue_idx",
+            ),
+            models.Index(fields=["recipient_key", "-created_at"], name="outreach_recipient_idx"),
+            models.Index(fields=["recipient_domain", "-created_at"], name="outreach_domain_idx"),
         ]
 
     def __str__(self) -> str:
@@ -285,6 +320,8 @@ class EngagementType(models.TextChoices):
     REPLIED = "replied", "Replied"
     CONVERTED = "converted", "Converted"
     BOUNCED = "bounced", "Bounced"
+    DEFERRED = "deferred", "Deferred"
+    COMPLAINED = "complained", "Complained"
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
 
 
