@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from leads.dead_letters import dead_letter_record
 from leads.idempotency import events_applied, events_claim
@@ -28,7 +29,7 @@ from leads.pipeline.events import Event
 from leads.scoring.factory import configured_scorer
 from leads.services.feedback import engagement_apply_batch
 from leads.services.ingest import ScoredEvent, facts_from_fields, lead_upsert_scored_batch
-from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_record_batch, outreach_send_batch
+from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_schedule_batch
 from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.outages import dependency_down
@@ -255,7 +256,9 @@ class ScorerStage(Stage):
 
 
 class OutreachStage(Stage):
-    """leads.scored -> choose a variant, send the mail, record it and emit outreach.sent."""
+    """leads.scored -> eligibility, choose a variant, render, and schedule the mail (pacing); the
+    dispatch stage sends it when it is due. Scheduling is the batch's one transaction: nothing
+    here talks to a mail server, so there is nothing to prepare."""
 
     name, topic = "outreach", LEADS_SCORED
 
@@ -270,13 +273,8 @@ class OutreachStage(Stage):
             lead_id=payload["lead_id"], force=bool(payload.get("force")), correlation_id=event.correlation_id
         )
 
-    def prepare(self, items: Sequence[Item]) -> None:
-        results = outreach_send_batch(requests=[item.decoded for item in items], rng=self.rng)
-        for item, result in zip(items, results, strict=True):
-            item.prepared, item.error = result, result.error
-
     def handle(self, items: Sequence[Item]) -> None:
-        outreach_record_batch(results=[item.prepared for item in items])
+        outreach_schedule_batch(requests=[item.decoded for item in items], rng=self.rng, now=timezone.now())
 
 
 class FeedbackStage(Stage):
