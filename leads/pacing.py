@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 HOUR = timedelta(hours=1)
-_MICROSECONDS_PER_HOUR = 3_600_000_000
 # No send window or cap makes a slot further away than this; past it the inputs are wrong.
 _HORIZON = timedelta(days=800)
 _WINDOW = re.compile(r"^\s*(?P<days>[a-z,\-\s]+?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
@@ -149,7 +148,8 @@ class SlotAllocator:
 
     Each slot is the earliest instant >= `earliest` inside the row's window with its domain's hour
     and the day both under their caps; within an hour a domain's mail is spread at
-    3600/cap-second steps (hour start + k * step) instead of all at its top. A class because a batch books as it goes:
+    3600/cap-second steps (hour start + k * step, or now if that is later) instead of all at its
+    top. A class because a batch books as it goes:
     each slot counts against the caps for the next.
     """
 
@@ -172,7 +172,7 @@ class SlotAllocator:
         """Book the earliest allowed slot for one mail to `domain`, and return it."""
         hint_key = (domain, zone.key, window)
         moment = max(earliest, self._searched_to.get(hint_key, earliest))
-        step = _MICROSECONDS_PER_HOUR // self.caps.domain_hourly
+        step = HOUR / self.caps.domain_hourly
         while moment - earliest < _HORIZON:
             moment = window.next_open(moment, zone)
             hour = hour_of(moment)
@@ -180,21 +180,18 @@ class SlotAllocator:
             if self.per_day[day] >= self.caps.daily_on(day):
                 moment = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
                 continue
-            # The hour's positions are its start plus k steps; a mail takes the first free one not
-            # before `moment`. Positions before it stay unused: that is what keeps mail spread.
-            offset = (moment - hour) // timedelta(microseconds=1)
-            position = max(
-                self.per_domain_hour[(domain, hour)], self._next_position[(domain, hour)], -(-offset // step)
-            )
+            # The hour's positions are its start plus k steps: a mail goes at `moment` or at the
+            # next free position after the last one booked, so mail to a domain is spread out.
+            position = max(self.per_domain_hour[(domain, hour)], self._next_position[(domain, hour)])
             if position >= self.caps.domain_hourly:
                 moment = hour + HOUR
                 continue
-            slot = hour + timedelta(microseconds=position * step)
+            slot = max(moment, hour + step * position)
             if not window.contains(slot, zone):
                 moment = slot  # the position falls past the window's close: look again from there
                 continue
             self.per_domain_hour[(domain, hour)] += 1
-            self._next_position[(domain, hour)] = position + 1
+            self._next_position[(domain, hour)] = (slot - hour) // step + 1
             self.per_day[day] += 1
             self._searched_to[hint_key] = moment
             return slot

@@ -216,7 +216,9 @@ def _note_reasons(results: Sequence[ScheduleResult], leads: dict[int, Lead], con
     declined: defaultdict[str, set[int]] = defaultdict(set)
     for result in results:
         lead_id = result.request.lead_id
-        if result.refusal and lead_id in leads and lead_id not in contacted_before and lead_id not in scheduled:
+        lead = leads.get(lead_id)
+        written_to = lead is None or lead.outreach_count or lead_id in contacted_before or lead_id in scheduled
+        if result.refusal and not written_to:
             declined[result.refusal[:_REASON_LENGTH]].add(lead_id)
             logger.info("no outreach for lead %s: %s", lead_id, result.refusal)
     updated_at = timezone.now()
