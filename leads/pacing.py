@@ -159,6 +159,7 @@ class SlotAllocator:
         caps: Caps,
         booked_per_domain_hour: Mapping[tuple[str, datetime], int],
         booked_per_day: Mapping[date, int],
+        latest_per_domain_hour: Mapping[tuple[str, datetime], datetime] | None = None,
     ) -> None:
         self.caps = caps
         self.per_domain_hour: defaultdict[tuple[str, datetime], int] = defaultdict(int, booked_per_domain_hour)
@@ -166,7 +167,8 @@ class SlotAllocator:
         # Per (domain, zone, window): everything before this instant is full or closed, so the
         # next row there need not look at it again (caps only fill up within a batch).
         self._searched_to: dict[tuple[str, str, SendWindow], datetime] = {}
-        self._next_position: defaultdict[tuple[str, datetime], int] = defaultdict(int)
+        # The latest slot booked per (domain, hour): the next mail there goes a step after it.
+        self._latest: dict[tuple[str, datetime], datetime] = dict(latest_per_domain_hour or {})
 
     def allocate(self, *, domain: str, window: SendWindow, zone: ZoneInfo, earliest: datetime) -> datetime:
         """Book the earliest allowed slot for one mail to `domain`, and return it."""
@@ -182,7 +184,9 @@ class SlotAllocator:
                 continue
             # The hour's positions are its start plus k steps: a mail goes at `moment` or at the
             # next free position after the last one booked, so mail to a domain is spread out.
-            position = max(self.per_domain_hour[(domain, hour)], self._next_position[(domain, hour)])
+            latest = self._latest.get((domain, hour))
+            after_latest = 0 if latest is None else (latest - hour) // step + 1
+            position = max(self.per_domain_hour[(domain, hour)], after_latest)
             if position >= self.caps.domain_hourly:
                 moment = hour + HOUR
                 continue
@@ -191,7 +195,7 @@ class SlotAllocator:
                 moment = slot  # the position falls past the window's close: look again from there
                 continue
             self.per_domain_hour[(domain, hour)] += 1
-            self._next_position[(domain, hour)] = (slot - hour) // step + 1
+            self._latest[(domain, hour)] = slot
             self.per_day[day] += 1
             self._searched_to[hint_key] = moment
             return slot

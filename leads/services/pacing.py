@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.db.models.functions import Coalesce, TruncDay, TruncHour
 
 from leads.models import Outreach
@@ -99,8 +99,9 @@ def scheduling_lock() -> None:
 
 
 def slot_allocator_load(*, domains: Iterable[str], now: datetime, caps: Caps) -> SlotAllocator:
-    """An allocator knowing what is booked from now's hour on for `domains` and from the start of
-    now's UTC day overall: two grouped queries."""
+    """An allocator knowing what is booked from now's hour on for `domains` (how many per hour and
+    the latest slot, so a new batch goes on after it) and from the start of now's UTC day
+    overall: two grouped queries."""
     booked = Outreach.objects.filter(
         Q(status__in=(Outreach.Status.SCHEDULED, Outreach.Status.PENDING)) | Q(sent_at__isnull=False)
     ).annotate(goes_out=Coalesce("sent_at", "scheduled_for"))
@@ -109,7 +110,7 @@ def slot_allocator_load(*, domains: Iterable[str], now: datetime, caps: Caps) ->
         .annotate(hour=TruncHour("goes_out", tzinfo=UTC))
         .order_by()
         .values_list("recipient_domain", "hour")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("pk"), latest=Max("goes_out"))
     )
     start_of_day = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
     per_day = (
@@ -119,9 +120,11 @@ def slot_allocator_load(*, domains: Iterable[str], now: datetime, caps: Caps) ->
         .values_list("day")
         .annotate(n=Count("pk"))
     )
+    rows = list(per_domain_hour)
     return SlotAllocator(
         caps=caps,
-        booked_per_domain_hour={(domain, hour): n for domain, hour, n in per_domain_hour},
+        booked_per_domain_hour={(domain, hour): n for domain, hour, n, _ in rows},
+        latest_per_domain_hour={(domain, hour): latest for domain, hour, _, latest in rows},
         booked_per_day={_utc_date(day): n for day, n in per_day},
     )
 
