@@ -79,6 +79,9 @@ def in_process_bus(settings) -> None:
     settings.OUTREACH_MIN_SCORE = 0.5
     settings.OUTREACH_SENDER_NAME = SENDER
     settings.DEFAULT_FROM_EMAIL = f"{SENDER} <outreach@whisperer.example>"
+    # Mail is due as soon as it is scheduled, whatever the wall clock; every test lead works at Acme.
+    settings.OUTREACH_SEND_WINDOW = "mon-sun 00:00-24:00"
+    settings.OUTREACH_MAX_PER_COMPANY_DOMAIN = 1000
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 BUSINESS_HOURS = send_window_parse("mon-fri 09:00-17:00")
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # --- parsing --------------------------------------------------------------------------------

@@ -405,6 +405,7 @@ def test_outreach_stage_schedules_one_mail_and_sends_nothing():
     assert (outreach.recipient_key, outreach.recipient_domain) == ("grace.hopper@initech.example", "initech.example")
     assert outreach.subject == "Hello Initech"
     assert outreach.message_id.startswith("<") and outreach.message_id.endswith("@localhost>")
+    assert outreach.scheduled_for is not None
     assert before <= outreach.scheduled_for <= timezone.now()  # the window is open: due at once
     assert outreach.sent_at is None
     assert mail.outbox == []  # the dispatch stage sends it

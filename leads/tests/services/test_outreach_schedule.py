@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leads.models import Lead, Outreach
@@ -57,8 +58,12 @@ def _schedule(leads: list[Lead], *, now: datetime, batch: int = 100) -> None:
         outreach_schedule_batch(requests=requests, rng=random.Random(start), now=now)
 
 
-def _slots() -> list[datetime]:
-    return list(Outreach.objects.order_by("scheduled_for").values_list("scheduled_for", flat=True))
+def _slots(rows: QuerySet[Outreach] | None = None) -> list[datetime]:
+    """The send times of `rows` (all outreach by default), earliest first; every one has one."""
+    rows = Outreach.objects.all() if rows is None else rows
+    slots = list(rows.order_by("scheduled_for").values_list("scheduled_for", flat=True))
+    assert None not in slots
+    return [slot for slot in slots if slot is not None]
 
 
 @pytest.mark.django_db
@@ -72,7 +77,8 @@ def test_500_leads_at_one_domain_land_inside_the_window_at_most_the_cap_per_hour
     rows = list(Outreach.objects.values_list("lead_id", "scheduled_for", "status", "recipient_domain"))
     assert sorted(lead_id for lead_id, *_ in rows) == sorted(lead.pk for lead in leads)  # each exactly once
     assert {(status, domain) for _, _, status, domain in rows} == {(Outreach.Status.SCHEDULED, "gmail.com")}
-    slots = [slot for _, slot, *_ in rows]
+    slots = _slots()
+    assert len(slots) == 500
     for slot in slots:
         local = slot.astimezone(NEW_YORK)
         assert local.weekday() < 5 and 9 <= local.hour < 17, local
@@ -115,9 +121,7 @@ def test_the_daily_cap_counts_mail_sent_and_scheduled_already(settings):
     OutreachFactory(status=Outreach.Status.SENT, sent_at=now - timedelta(days=1))  # yesterday's: not today's
     leads = _leads(40, email="p{n}@firm{n}.example")
     _schedule(leads, now=now)
-    per_day = Counter(
-        slot.date() for slot in Outreach.objects.filter(lead__in=leads).values_list("scheduled_for", flat=True)
-    )
+    per_day = Counter(slot.date() for slot in _slots(Outreach.objects.filter(lead__in=leads)))
     assert per_day == {now.date(): 30 - 11, (now + timedelta(days=1)).date(): 21}
 
 
@@ -149,9 +153,7 @@ def test_the_domain_cap_counts_what_is_booked_in_the_hour_already(settings):
     OutreachFactory(status=Outreach.Status.SENT, recipient_domain="gmail.com", sent_at=now.replace(minute=1))
     leads = _leads(3)
     _schedule(leads, now=now)
-    slots = list(
-        Outreach.objects.filter(lead__in=leads).order_by("scheduled_for").values_list("scheduled_for", flat=True)
-    )
+    slots = _slots(Outreach.objects.filter(lead__in=leads))
     assert slots[0] == now.replace(minute=48)  # the fifth of the hour, at the fifth step
     assert [hour_of(slot) for slot in slots[1:]] == [now + timedelta(hours=1)] * 2
 
