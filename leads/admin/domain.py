@@ -149,6 +149,8 @@ class LeadAdmin(admin.ModelAdmin):
                     "converted_at",
                     "unsubscribed_at",
                     "bounced_at",
+                    "time_zone",
+                    "not_contacted_reason",
                     "outreach_count",
                     "engagement_count",
                 )

@@ -82,6 +82,8 @@ class LeadDetailSerializer(serializers.ModelSerializer):
             "snoozed_until",
             "unsubscribed_at",
             "bounced_at",
+            "time_zone",
+            "not_contacted_reason",
             "contacted_at",
             "responded_at",
             "converted_at",
