@@ -137,25 +137,18 @@ def outreach_schedule_batch(
         lead_ids = [request.lead_id for request in requests]
         locked = Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk").only(*_LEAD_FIELDS_READ)
         leads = {lead.pk: lead for lead in locked}
-        queued: set[int] = set()
-        contacted: set[int] = set()
-        for lead_id, status in Outreach.objects.filter(lead_id__in=lead_ids).values_list("lead_id", "status"):
-            contacted.add(lead_id)
-            if status in (Outreach.Status.SCHEDULED, Outreach.Status.PENDING):
-                queued.add(lead_id)
+        contacted, queued = _outreach_of(lead_ids)
         contacted_before = set(contacted)
         eligibility = Eligibility(list(leads.values()), now=now)
         variants = variants_active()
-        results: list[ScheduleResult] = []
+        results = [ScheduleResult(request) for request in requests]
         admitted: list[_Admitted] = []
-        for request in requests:
-            lead = leads.get(request.lead_id)
-            result = ScheduleResult(request)
-            results.append(result)
+        for result in results:
+            lead = leads.get(result.request.lead_id)
             if lead is None:
                 result.refusal = "the lead does not exist"
                 continue
-            result.refusal = eligibility.refusal(lead, force=request.force, has_outreach=lead.pk in contacted)
+            result.refusal = eligibility.refusal(lead, force=result.request.force, has_outreach=lead.pk in contacted)
             if not result.refusal and lead.pk in queued:
                 result.refusal = "outreach to the lead is scheduled already"
             variant = None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng)
@@ -169,6 +162,17 @@ def outreach_schedule_batch(
         _schedule(admitted, now)
         _note_reasons(results, leads, contacted_before)
     return results
+
+
+def _outreach_of(lead_ids: Sequence[int]) -> tuple[set[int], set[int]]:
+    """Of `lead_ids`, those with any outreach, and those with outreach still to be sent."""
+    contacted: set[int] = set()
+    queued: set[int] = set()
+    for lead_id, status in Outreach.objects.filter(lead_id__in=lead_ids).values_list("lead_id", "status"):
+        contacted.add(lead_id)
+        if status in (Outreach.Status.SCHEDULED, Outreach.Status.PENDING):
+            queued.add(lead_id)
+    return contacted, queued
 
 
 @dataclass(frozen=True)
