@@ -120,7 +120,7 @@ class LeadAdmin(admin.ModelAdmin):
             "Company",
             {"fields": ("company_name", "company_website", "company_industry", "company_size", "company_description")},
         ),
-        ("Contact", {"fields": ("contact_name", "contact_email", "contact_title", "contact_linkedin")}),
+        ("Contact", {"fields": ("contact_name", "contact_email", "contact_title", "contact_linkedin", "time_zone")}),
         (
             "Source and needs",
             {
