@@ -81,7 +81,7 @@ class OutreachInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(PrivacyActions, admin.ModelAdmin):
+class LeadAdmin(PrivacyActions):
     list_display = (
         "company_name",
         "lightfield_id",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -27,16 +28,23 @@ def _requester(request: HttpRequest) -> str:
     return f"admin:{request.user.get_username()}"[:150]
 
 
-class PrivacyActions:
-    """Actions for LeadAdmin (a mixin, so the ModelAdmin of leads stays in domain.py)."""
+class PrivacyActions(admin.ModelAdmin):
+    """Actions for LeadAdmin, its base (so the ModelAdmin of leads stays in domain.py)."""
 
     @admin.action(description="Export personal data (JSON download)", permissions=["view"])
     def export_personal_data(self, request: HttpRequest, queryset: QuerySet[Lead]) -> HttpResponse | None:
         addresses = _addresses(queryset)
         if not addresses:
-            self.message_user(request, "None of the selected leads has an address to export.", messages.WARNING)  # type: ignore[attr-defined]
+            self.message_user(request, "None of the selected leads has an address to export.", messages.WARNING)
             return None
-        exports = [privacy_export(email=address, requested_by=_requester(request)) for address in addresses]
+        exports = []
+        for address in addresses:
+            try:
+                exports.append(privacy_export(email=address, requested_by=_requester(request)))
+            except DomainError:  # an address stored before it was checked: shown, never exported
+                self.message_user(request, "A selected lead's address is not valid; it was left out.", messages.WARNING)
+        if not exports:
+            return None
         body = json.dumps(exports[0] if len(exports) == 1 else exports, indent=2, ensure_ascii=False)
         response = HttpResponse(body, content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="personal-data-export.json"'
@@ -47,17 +55,17 @@ class PrivacyActions:
     def erase_personal_data(self, request: HttpRequest, queryset: QuerySet[Lead]) -> TemplateResponse | None:
         addresses = _addresses(queryset)
         if not addresses:
-            self.message_user(request, "None of the selected leads has an address to erase.", messages.WARNING)  # type: ignore[attr-defined]
+            self.message_user(request, "None of the selected leads has an address to erase.", messages.WARNING)
             return None
         if request.POST.get("confirm") != "yes":
             context = {
-                **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+                **self.admin_site.each_context(request),
                 "title": "Erase personal data?",
                 "leads": list(queryset),
                 "addresses": addresses,
                 "opts": Lead._meta,
                 "action": "erase_personal_data",
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
             }
             return TemplateResponse(request, "admin/leads/lead/erase_personal_data.html", context)
         erased, refused = 0, []
@@ -68,10 +76,12 @@ class PrivacyActions:
                 refused.append(error.message)
                 continue
             erased += 1
+        for lead in Lead.objects.filter(pk__in=[lead.pk for lead in queryset], contact_email=""):
+            self.log_change(request, lead, "Erased personal data (privacy request).")
         if erased:
-            self.message_user(request, f"Erased the personal data of {erased} person(s).", messages.SUCCESS)  # type: ignore[attr-defined]
+            self.message_user(request, f"Erased the personal data of {erased} person(s).", messages.SUCCESS)
         if refused:
-            self.message_user(request, f"Could not erase {len(refused)} address(es).", messages.ERROR)  # type: ignore[attr-defined]
+            self.message_user(request, f"Could not erase {len(refused)} address(es).", messages.ERROR)
         return None
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
@@ -55,6 +56,8 @@ def test_erase_action_once_confirmed_erases_the_person_everywhere(admin_client):
     person = person_everywhere()
     response = _act(admin_client, "erase_personal_data", person.leads[:1], confirm="yes")
     assert response.status_code == 302
+    logged = LogEntry.objects.get(object_id=str(person.leads[0].pk))
+    assert logged.object_repr.startswith("Northwind Traders (erased-")
     for needle in NEEDLES:
         assert holders(needle) == [], needle
     assert Lead.objects.get(pk=person.other.pk).contact_email == "ada@example.com"
