@@ -100,7 +100,8 @@ def person_everywhere() -> Person:
     )  # fmt: skip
     dead_letter_record(
         stage="feedback", topic=OUTREACH_EVENTS, key="someone-else", event_id="dl-2",
-        value=f"garbage from {NAME} <{ADDRESS.upper()}> {{".encode(), headers={}, error="PoisonEvent: not JSON", attempts=1,
+        value=f"garbage from {NAME} <{ADDRESS.upper()}> {{".encode(), headers={},
+        error="PoisonEvent: not JSON", attempts=1,
     )  # fmt: skip
     suppression_add(kind="address", value=emails[2], reason="unsubscribed", source="one-click", note=f"{NAME} asked")
     other = LeadFactory(company_name="Northwind Traders", contact_name="Ada Lovelace", contact_email="ada@example.com")
