@@ -8,15 +8,18 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import urllib.request
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from leads.models import Lead, OutboxEvent, Outreach, SendingPause, Suppression, Variant
+from leads.pipeline.dispatch import ticker_stop
 from leads.services.dispatch import dispatch_due
+from leads.services.leads import lead_emit_scored
 from leads.services.suppression import suppression_add
 from leads.tests.factories import LeadFactory, VariantFactory
 from tests.pipeline_support import wait_until
@@ -152,6 +155,36 @@ def test_a_recipient_suppressed_after_scheduling_is_cancelled_with_the_reason_an
     assert Variant.objects.get(pk=kept.variant_id).sends == 1
 
 
+class RefusingSink(SmtpSink):
+    """A real SMTP server that refuses recipients whose address starts with "gone"."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address.startswith("gone"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_recipient_the_server_refuses_fails_the_row_and_its_lead_and_the_rest_go_out(settings):
+    sink = RefusingSink().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    now = timezone.now()
+    kept, refused = _queue(VariantFactory(), [now, now])
+    Outreach.objects.filter(pk=refused.pk).update(to_email="gone@bigco.example", recipient_key="gone@bigco.example")
+    try:
+        report = dispatch_due(now=now, limit=10)
+        assert (report.sent, report.failed) == (1, 1)
+        assert [m["To"] for m in sink.received()] == [kept.to_email]
+    finally:
+        sink.stop()
+    refused.refresh_from_db()
+    assert refused.status == Outreach.Status.FAILED and "recipient refused" in refused.error
+    assert Lead.objects.get(pk=refused.lead_id).status == Lead.Status.FAILED
+    assert OutboxEvent.objects.filter(event_type="outreach.sent").count() == 1
+
+
 def test_a_lead_snoozed_after_scheduling_is_not_mailed(mail_to_sink):
     now = timezone.now()
     [row] = _queue(VariantFactory(), [now])
@@ -250,3 +283,51 @@ def test_run_pipeline_dispatch_sends_what_is_due_beats_its_probe_and_stops_clean
     assert code == 0, process.log()
     assert "dispatch stopped" in process.log()
     assert Outreach.objects.get(pk=row.pk).status == Outreach.Status.SENT
+
+
+# --- the embedded default -------------------------------------------------------------------
+
+
+def _ticker_alive() -> bool:
+    return any(thread.name == "dispatch-ticker" and thread.is_alive() for thread in threading.enumerate())
+
+
+def test_in_process_an_outreach_batch_dispatches_what_is_due_and_a_ticker_sends_what_falls_due_later(
+    mail_to_sink, settings
+):
+    settings.KAFKA_BOOTSTRAP_SERVERS = ""  # the in-process bus
+    settings.OUTREACH_DISPATCH_INTERVAL_SECONDS = 0.2
+    now = timezone.now()
+    due, later = _queue(VariantFactory(), [now - timedelta(minutes=1), now + timedelta(seconds=2)])
+
+    def queued_mail() -> list[str]:
+        return [m["Message-ID"] for m in mail_to_sink.received() if m["To"].endswith("@bigco.example")]
+
+    try:
+        with transaction.atomic():  # an outreach batch, through the in-process bus after commit
+            lead_emit_scored(LeadFactory(status=Lead.Status.SCORED, score=0.9))
+        assert queued_mail() == [due.message_id]  # at once, after the batch (and the batch's own mail)
+        assert _ticker_alive()
+        wait_until(lambda: len(queued_mail()) == 2, timeout=30, what="the later mail from the ticker")
+        assert queued_mail() == [due.message_id, later.message_id]
+        wait_until(lambda: not _ticker_alive(), timeout=10, what="the ticker to end with the queue empty")
+    finally:
+        ticker_stop()
+    assert set(Outreach.objects.values_list("status", flat=True)) == {Outreach.Status.SENT}
+
+
+def test_run_pipeline_all_without_kafka_dispatches_and_stops_cleanly_on_sigterm(smtp_sink, tmp_path):
+    [row] = _queue(VariantFactory(), [timezone.now() - timedelta(minutes=1)])
+    env = pipeline_env(
+        database_name=connection.settings_dict["NAME"],
+        bootstrap="",
+        smtp_port=smtp_sink.port,
+        OUTREACH_DISPATCH_INTERVAL_SECONDS="0.2",
+    )
+    process = PipelineProcess("all", env, tmp_path).start()
+    try:
+        wait_until(lambda: len(smtp_sink.received()) == 1, timeout=60, what="the due mail at the SMTP server")
+    finally:
+        code = process.terminate()
+    assert code == 0, process.log()
+    assert smtp_sink.received()[0]["Message-ID"] == row.message_id
