@@ -74,7 +74,8 @@ def test_send_now_makes_the_row_due_and_says_so(admin_client):
     response = admin_client.post(reverse("console:queue-send-now", args=[row.pk]), follow=True)
     assert response.redirect_chain[-1][0] == QUEUE
     row.refresh_from_db()
-    assert row.status == Outreach.Status.SCHEDULED and row.scheduled_for <= timezone.now()
+    assert row.status == Outreach.Status.SCHEDULED
+    assert row.scheduled_for is not None and row.scheduled_for <= timezone.now()
     assert "goes out with the next dispatch" in response.content.decode()
 
 
@@ -109,7 +110,8 @@ def test_a_user_who_is_not_staff_cannot_see_or_change_the_queue(plain_client):
     plain_client.post(reverse("console:queue-cancel", args=[row.pk]), {"reason": "x"})
     plain_client.post(reverse("console:queue-send-now", args=[row.pk]))
     row.refresh_from_db()
-    assert row.status == Outreach.Status.SCHEDULED and row.scheduled_for > timezone.now()
+    assert row.status == Outreach.Status.SCHEDULED
+    assert row.scheduled_for is not None and row.scheduled_for > timezone.now()
 
 
 def test_staff_without_permission_to_change_outreach_see_the_queue_without_buttons_and_cannot_post(
