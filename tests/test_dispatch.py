@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
 
@@ -331,3 +332,44 @@ def test_run_pipeline_all_without_kafka_dispatches_and_stops_cleanly_on_sigterm(
         code = process.terminate()
     assert code == 0, process.log()
     assert smtp_sink.received()[0]["Message-ID"] == row.message_id
+
+
+def test_run_pipeline_dispatch_waits_out_a_mail_server_that_is_down_and_sends_once_it_is_back(broker, tmp_path):
+    [row] = _queue(VariantFactory(), [timezone.now() - timedelta(minutes=1)])
+    smtp_port, probe_port = free_port(), free_port()
+    env = pipeline_env(
+        database_name=connection.settings_dict["NAME"],
+        bootstrap=broker.bootstrap,
+        smtp_port=smtp_port,  # nothing listens yet
+        PIPELINE_PROBE_PORT=str(probe_port),
+        PIPELINE_OUTAGE_MAX_BACKOFF_SECONDS="1",
+        OUTREACH_DISPATCH_INTERVAL_SECONDS="0.2",
+        EMAIL_TIMEOUT_SECONDS="2",
+    )
+    process = PipelineProcess("dispatch", env, tmp_path).start()
+    sink = None
+    try:
+
+        def readiness() -> tuple[int, dict]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/health/readiness", timeout=5) as answer:
+                    return answer.status, json.load(answer)
+            except urllib.error.HTTPError as error:
+                return error.code, json.load(error)
+            except OSError:
+                return 0, {}
+
+        wait_until(lambda: readiness()[0] == 503, timeout=60, what="readiness to name the mail outage")
+        assert readiness()[1]["loops"]["dispatch"]["waiting_for"]
+        assert Outreach.objects.get(pk=row.pk).status == Outreach.Status.PENDING
+        sink = SmtpSink(port=smtp_port).start()
+        wait_until(lambda: len(sink.received()) == 1, timeout=60, what="the mail once the server is back")
+        wait_until(lambda: readiness()[0] == 200, timeout=30, what="readiness back")
+    finally:
+        code = process.terminate()
+        if sink is not None:
+            sink.stop()
+    assert code == 0, process.log()
+    assert [m["Message-ID"] for m in sink.received()] == [row.message_id]
+    assert Outreach.objects.get(pk=row.pk).status == Outreach.Status.SENT
+    assert process.log().count("a dependency is unavailable") == 1
