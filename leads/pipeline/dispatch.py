@@ -77,7 +77,7 @@ class Dispatcher:
             return True
         self.outage.over()
         self._count(report)
-        return report.claimed >= self.batch_size
+        return report.taken >= self.batch_size
 
     def drain(self) -> None:
         """Dispatch batches until nothing due is left or a dependency fails (logged, left for
@@ -91,7 +91,7 @@ class Dispatcher:
                 logger.warning("in-process dispatch: a dependency is unavailable (%s); trying again later", error)
                 return
             self._count(report)
-            if report.error is not None or report.claimed < self.batch_size:
+            if report.error is not None or report.taken < self.batch_size:
                 return
 
     def _count(self, report: DispatchReport) -> None:

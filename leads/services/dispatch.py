@@ -76,6 +76,11 @@ class DispatchReport:
     paused: bool = False
     error: Exception | None = None
 
+    @property
+    def taken(self) -> int:
+        """Rows this pass took off the queue (sent or not, or cancelled): a full batch means more may wait."""
+        return self.claimed + self.cancelled
+
 
 def dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> DispatchReport:
     """Send up to `limit` (PIPELINE_BATCH_SIZE) outreach due by `now`, and resend those whose
