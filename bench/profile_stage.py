@@ -120,8 +120,8 @@ _SCORER_PHASES = [
 ]
 _OUTREACH_PHASES = [
     ("leads.services.outreach", "_claim_batch"),
-    ("leads.services.outreach", "_send_all"),
-    ("leads.services.outreach", "_mark_sent"),
+    ("leads.services.outreach", "dispatch_send"),
+    ("leads.services.dispatch", "_mark_sent"),
     ("leads.pipeline.stages", "events_claim"),
 ]
 
