@@ -13,8 +13,9 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -262,8 +263,9 @@ class OutreachStage(Stage):
 
     name, topic = "outreach", LEADS_SCORED
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, *, clock: Callable[[], datetime] = timezone.now) -> None:
         self.rng = rng or random.Random()  # noqa: S311  (Thompson sampling, not cryptography)
+        self.clock = clock  # what pacing counts from: the wall clock, or a test's
 
     def decode(self, event: Event) -> OutreachRequest:
         payload = _json_object(event)
@@ -274,7 +276,7 @@ class OutreachStage(Stage):
         )
 
     def handle(self, items: Sequence[Item]) -> None:
-        outreach_schedule_batch(requests=[item.decoded for item in items], rng=self.rng, now=timezone.now())
+        outreach_schedule_batch(requests=[item.decoded for item in items], rng=self.rng, now=self.clock())
 
 
 class FeedbackStage(Stage):
