@@ -50,6 +50,7 @@ def _send() -> object:
     VariantFactory()
     request = OutreachRequest(lead_id=_scored_lead().pk)
     [scheduled] = outreach_schedule_batch(requests=[request], rng=random.Random(1), now=timezone.now())
+    assert scheduled.outreach is not None
     # What dispatch records once the mail went out (the mail itself is not what is measured).
     dispatch_record(deliveries=[Delivery(scheduled.outreach)])
     return scheduled.outreach
