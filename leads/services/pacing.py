@@ -32,13 +32,15 @@ from leads.pacing import (
     warmup_start_parse,
 )
 
-# pg_advisory_xact_lock takes a 64-bit key; this one is ours alone (the same in every process).
 T = TypeVar("T")
+# pg_advisory_xact_lock takes a 64-bit key; this one is ours alone (the same in every process).
 _SCHEDULING_LOCK = zlib.crc32(b"pipeline-whisperer:outreach-scheduling")
 
 
 @dataclass(frozen=True)
 class Pacing:
+    """The configured send window, the zone of a recipient without one, and the caps."""
+
     window: SendWindow
     default_zone: ZoneInfo
     caps: Caps
