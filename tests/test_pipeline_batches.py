@@ -291,6 +291,9 @@ def through_kafka_in_batches(events: list[dict], batch_stage, broker, smtp_sink:
 def through_the_in_process_bus(events: list[dict], api_client, settings, smtp_sink: SmtpSink) -> EndState:
     """The embedded default: no broker, each ingest request runs the stages after it commits."""
     settings.KAFKA_BOOTSTRAP_SERVERS = ""
+    # As the stage processes have it (loopback_env): no pacing cap holds mail back.
+    settings.OUTREACH_MAX_PER_COMPANY_DOMAIN = settings.OUTREACH_DOMAIN_HOURLY_CAP = 1_000_000
+    settings.OUTREACH_DAILY_CAP = 1_000_000
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_sink.port
     mails_before = len(smtp_sink.received())

@@ -36,7 +36,6 @@ def pipeline_settings(settings: Any) -> Any:
     settings.OUTREACH_MIN_SCORE = 0.5
     settings.OPENAI_API_KEY = ""
     settings.KAFKA_BOOTSTRAP_SERVERS = ""
-    settings.OUTREACH_SEND_WINDOW = "mon-sun 00:00-24:00"  # scheduled mail is due at once, any day
     mail.outbox = []
     return settings
 
