@@ -263,6 +263,7 @@ def loopback_env(*, database_url: str, bootstrap: str, smtp_port: int, **extra: 
             "OUTREACH_DOMAIN_HOURLY_CAP": "1000000",
             "OUTREACH_DAILY_CAP": "1000000",
             "OUTREACH_MAX_PER_COMPANY_DOMAIN": "1000000",
+            "OUTREACH_DISPATCH_INTERVAL_SECONDS": "0.5",
             **extra,
         }
     )
