@@ -107,6 +107,8 @@ def outreach_schedule_batch(
     Message-IDs and the earliest slot pacing allows from `now`. Refused leads get their
     `not_contacted_reason` (one UPDATE per distinct reason); scheduled ones get it cleared. Safe
     under concurrent stage processes (see `scheduling_lock`)."""
+    if not requests:
+        return []  # a redelivered batch, all applied before: no need to take the lock
     with transaction.atomic():
         scheduling_lock()
         lead_ids = [request.lead_id for request in requests]
