@@ -111,6 +111,7 @@ def suppressions_matching(addresses: Iterable[str]) -> dict[str, str]:
 
 # Reasons a door may give; `erased` comes only from a privacy erasure (the value is not kept).
 ADDABLE_REASONS = [reason for reason in Suppression.Reason.values if reason != Suppression.Reason.ERASED]
+NOTE_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -124,34 +125,36 @@ class SuppressionResult:
     value: str | None = None
     reason: str | None = None
     created: bool | None = None
-    error: str | None = None
+    error: str | None = None  # "field: why"
+    field: str | None = None  # the field the error is about
 
 
-def _entry_problem(entry: Any) -> tuple[str, str, str, str] | str:
-    """(kind, key, reason, note) of a raw entry, or why it is refused."""
+def _entry_problem(entry: Any) -> tuple[str, str, str, str] | tuple[str, str]:
+    """(kind, key, reason, note) of a raw entry, or (field, why) it is refused."""
     if not isinstance(entry, Mapping):
-        return "An entry must be an object with a value."
+        return "non_field_errors", "An entry must be an object with a value."
     value, kind = entry.get("value"), entry.get("kind") or ""
     reason, note = entry.get("reason") or Suppression.Reason.STAFF, entry.get("note") or ""
     if not isinstance(value, str) or not value.strip():
-        return "value: give an address or a domain."
-    if not all(isinstance(text, str) for text in (kind, reason, note)):
-        return "kind, reason and note must be strings."
+        return "value", "Give an address or a domain."
+    for field, text in (("kind", kind), ("reason", reason), ("note", note)):
+        if not isinstance(text, str):
+            return field, "Must be a string."
     value = value.strip()
     if _CONTROL_CHARACTER.search(value):
-        return "value: must be one line; it holds a line break or another control character."
+        return "value", "Must be one line; it holds a line break or another control character."
     kind = kind.strip().lower() or suppression_kind_of(value)
     if kind not in Suppression.Kind.values:
-        return f"kind: {kind!r} is not one of {', '.join(Suppression.Kind.values)}."
+        return "kind", f"{kind!r} is not one of {', '.join(Suppression.Kind.values)}."
     if reason not in ADDABLE_REASONS:
-        return f"reason: {reason!r} is not one of {', '.join(ADDABLE_REASONS)} (erased comes from a privacy erasure)."
-    if len(note) > Suppression._meta.get_field("note").max_length:  # type: ignore[operator]
-        return "note: at most 500 characters."
+        return "reason", f"{reason!r} is not one of {', '.join(ADDABLE_REASONS)} (erased comes from a privacy erasure)."
+    if len(note) > NOTE_MAX_LENGTH:
+        return "note", f"At most {NOTE_MAX_LENGTH} characters."
     try:
         key = suppression_key(kind, value)
     except InvalidAddress as error:
         noun = "domain" if kind == Suppression.Kind.DOMAIN else "address"
-        return f"value: {value!r} is not a valid {noun}: {_plain(str(error), kind)}"
+        return "value", f"{value!r} is not a valid {noun}: {_plain(str(error), kind)}"
     return kind, key, reason, single_line(note)
 
 
@@ -177,8 +180,9 @@ def suppression_add_many(*, entries: Sequence[Any], source: str) -> list[Suppres
     valid: dict[int, tuple[str, str, str, str]] = {}
     for index, entry in enumerate(entries):
         checked = _entry_problem(entry)
-        if isinstance(checked, str):
-            results.append(SuppressionResult(index=index, error=checked))
+        if len(checked) == 2:
+            field, why = checked
+            results.append(SuppressionResult(index=index, error=f"{field}: {why}", field=field))
         else:
             valid[index] = checked
     if valid:

@@ -58,15 +58,16 @@ def test_an_entry_without_a_kind_is_taken_as_an_address_when_it_has_a_local_part
     [
         ({"value": "not-an-address", "kind": "address"}, "'not-an-address' is not a valid address"),
         ({"value": "a@b"}, "It should have a period"),
-        ({"value": "ada@acme.example\r\nBcc: all@acme.example"}, "must be one line"),
-        ({"value": "acme.example\nX-Evil: 1", "kind": "domain"}, "must be one line"),
+        ({"value": "ada@acme.example\r\nBcc: all@acme.example"}, "value: Must be one line"),
+        ({"value": "acme.example\nX-Evil: 1", "kind": "domain"}, "value: Must be one line"),
         ({"value": "acme", "kind": "domain"}, "The domain is not valid"),
-        ({"value": ""}, "give an address or a domain"),
-        ({"value": 42}, "give an address or a domain"),
+        ({"value": ""}, "value: Give an address or a domain"),
+        ({"value": 42}, "value: Give an address or a domain"),
         ({"value": "ada@acme.example", "kind": "person"}, "'person' is not one of address, domain"),
         ({"value": "ada@acme.example", "reason": "erased"}, "erased comes from a privacy erasure"),
-        ({"value": "ada@acme.example", "note": "x" * 501}, "at most 500 characters"),
+        ({"value": "ada@acme.example", "note": "x" * 501}, "note: At most 500 characters"),
         ("ada@acme.example", "must be an object"),
+        ({"value": "ada@acme.example", "reason": 3}, "reason: Must be a string"),
     ],
 )
 def test_a_malformed_entry_is_refused_with_why_and_nothing_is_stored(entry, says):
