@@ -58,7 +58,9 @@ def suppressions_import_csv(*, file: IO[bytes] | bytes, source: str) -> ImportRe
     except csv.Error as error:
         raise InvalidInput(f"The file is not CSV text: {error}.") from None
     columns = _columns_of(header or [])
-    entries, lines, errors = [], [], []
+    entries: list[dict[str, Any]] = []
+    lines: list[int] = []
+    errors: list[LineError] = []
     line = reader.line_num
     while True:
         start = line + 1

@@ -6,6 +6,7 @@ import pytest
 
 from leads.models import Suppression
 from leads.services.suppression import (
+    SuppressionResult,
     address_key,
     suppression_add,
     suppression_add_hashed,
@@ -20,7 +21,7 @@ from pipeline_whisperer.exceptions import Conflict, InvalidInput
 pytestmark = pytest.mark.django_db
 
 
-def _one(entry: dict) -> object:
+def _one(entry: object) -> SuppressionResult:
     (result,) = suppression_add_many(entries=[entry], source="test")
     return result
 
@@ -73,7 +74,7 @@ def test_an_entry_without_a_kind_is_taken_as_an_address_when_it_has_a_local_part
 def test_a_malformed_entry_is_refused_with_why_and_nothing_is_stored(entry, says):
     result = _one(entry)
     assert result.created is None and result.id is None
-    assert says in result.error
+    assert result.error is not None and says in result.error
     assert not Suppression.objects.exists()
 
 
