@@ -207,8 +207,9 @@ def suppression_add_many(*, entries: Sequence[Any], source: str) -> list[Suppres
 def _add_rows(
     checked: Iterable[tuple[str, str, str, str]], *, source: str
 ) -> dict[tuple[str, str], tuple[Suppression, bool]]:
-    """(kind, hash) -> (entry, whether this call added it). One insert for the lot; a concurrent
-    add of the same value is skipped by the unique constraint, not an error."""
+    """(kind, hash) -> (entry, whether it was new). One insert for the lot; a concurrent add of
+    the same value is skipped by the unique constraint, not an error (both calls may then call
+    the entry new)."""
     new = {(kind, value_hash(key)): (kind, key, reason, note) for kind, key, reason, note in reversed(list(checked))}
     digests = {digest for _, digest in new}
     with transaction.atomic():
@@ -232,13 +233,12 @@ def _add_rows(
 def suppression_remove(*, suppression: Suppression) -> None:
     """Lift a suppression, so the address or domain may be mailed again. Conflict for an erased
     person's entry: they must never be mailed again, so it is never removed."""
-    if suppression.reason == Suppression.Reason.ERASED:
+    # The reason is checked in the DELETE itself too: an erasure since the entry was read wins.
+    if suppression.reason != Suppression.Reason.ERASED:
+        Suppression.objects.filter(pk=suppression.pk).exclude(reason=Suppression.Reason.ERASED).delete()
+    if Suppression.objects.filter(pk=suppression.pk).exists():
         raise Conflict(
             "This entry records a privacy erasure; it is kept so the person is never mailed again.",
             suppression_id=suppression.pk,
         )
-    logger.info(
-        "suppression removed",
-        extra={"suppression_id": suppression.pk, "kind": suppression.kind, "reason": suppression.reason},
-    )
-    suppression.delete()
+    logger.info("suppression removed", extra={"suppression_id": suppression.pk, "kind": suppression.kind})

@@ -122,6 +122,14 @@ def test_an_erased_entry_is_never_removed():
     assert suppressions_matching(["ada@acme.example"])
 
 
+def test_an_entry_erased_since_it_was_read_is_not_removed():
+    entry, _ = suppression_add(kind="address", value="ada@acme.example", reason="staff")
+    suppression_add_hashed(kind="address", digest=entry.value_hash, reason="erased")  # a privacy erasure meanwhile
+    with pytest.raises(Conflict):
+        suppression_remove(suppression=entry)  # the copy read before still says staff
+    assert Suppression.objects.get(pk=entry.pk).reason == "erased"
+
+
 # --- CSV ----------------------------------------------------------------------------------
 
 
