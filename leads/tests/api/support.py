@@ -124,6 +124,8 @@ WRITES = [
     Endpoint("POST", "/api/v1/experiments/{experiment}/variants/{variant}/resume", writes=True),
     Endpoint("POST", "/api/v1/suppressions", lambda ids: {"value": "new@acme.example"}, True, 201),
     Endpoint("DELETE", "/api/v1/suppressions/{spare_suppression}", writes=True, ok=204),
+    Endpoint("POST", "/api/v1/privacy/export", lambda ids: {"email": "someone@example.com"}, True),
+    Endpoint("POST", "/api/v1/privacy/erase", lambda ids: {"email": "someone@example.com"}, True),
 ]
 
 ALL = READS + WRITES
