@@ -19,10 +19,11 @@ from django.template.defaulttags import URLNode
 from django.template.loader_tags import ExtendsNode, IncludeNode
 
 from leads.addresses import single_line
-from leads.models import Lead, OutreachTemplate
+from leads.models import Lead, Outreach, OutreachTemplate
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
 _ENGINE = Engine(loaders=[], autoescape=False, debug=False)
+SUBJECT_MAX_LENGTH = Outreach._meta.get_field("subject").max_length or 500
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,9 @@ class CompiledTemplate:
         values = outreach_context(lead)
         # Context escapes HTML by default whatever the engine says; the text parts are plain text.
         context = Context(values, autoescape=_ENGINE.autoescape)
-        # A subject is one line: a header with a newline in it would be refused by the mailer.
-        subject_line = single_line(" ".join(self.subject.render(context).split()))
+        # A subject is one line: a header with a newline in it would be refused by the mailer. Long
+        # lead values cannot make it longer than an Outreach stores (that would fail the whole batch).
+        subject_line = single_line(" ".join(self.subject.render(context).split()))[:SUBJECT_MAX_LENGTH]
         html = "" if self.html_body is None else self.html_body.render(Context(values, autoescape=True))
         return RenderedMessage(subject=subject_line, body=self.body.render(context), html_body=html)
 

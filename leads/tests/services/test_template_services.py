@@ -197,3 +197,9 @@ def test_template_update_refuses_a_broken_html_body_and_keeps_the_old_one():
         template_update(template=template, html_body=BROKEN)
     template.refresh_from_db()
     assert template.html_body == "<p>Hi</p>"
+
+
+def test_a_subject_made_long_by_lead_values_is_cut_to_what_an_outreach_stores():
+    lead = LeadFactory(company_name="A" * 255, contact_title="T" * 255)
+    rendered = template_render(subject="{{ company.name }} {{ contact.title }}", body="x", lead=lead)
+    assert rendered.subject == ("A" * 255 + " " + "T" * 255)[:500]
