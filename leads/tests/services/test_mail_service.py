@@ -6,7 +6,7 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMessage
 
 from leads.services.mail import outreach_message
 from leads.services.unsubscribe import unsubscribe_mailto, unsubscribe_url
@@ -24,7 +24,7 @@ def _sender(settings) -> None:
     settings.OUTREACH_UNSUBSCRIBE_MAILTO = "unsubscribe@acme.example.com"
 
 
-def _wire(message: EmailMultiAlternatives) -> Message:
+def _wire(message: EmailMessage) -> Message:
     """The message as it would go over SMTP, parsed back."""
     return message_from_bytes(message.message().as_bytes())
 

@@ -129,8 +129,8 @@ def test_the_queued_engagement_gives_the_variant_exactly_one_failure():
     [row] = _unsubscribe_events()
     engagement_apply(event=row.payload)
     engagement_apply(event=row.payload)  # redelivered
-    variant = Variant.objects.get(pk=outreach.variant_id)
     outreach.refresh_from_db()
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.alpha, variant.beta, variant.failures) == (1, 2, 1)
     assert (outreach.status, outreach.reward) == (Outreach.Status.UNSUBSCRIBED, Outreach.Reward.FAILURE)
     assert Lead.objects.get(pk=outreach.lead_id).unsubscribed_at is not None
