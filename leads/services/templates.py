@@ -129,7 +129,15 @@ class CompiledTemplate:
         # lead values cannot make it longer than an Outreach stores (that would fail the whole batch).
         subject_line = single_line(" ".join(self.subject.render(context).split()))[:SUBJECT_MAX_LENGTH]
         html = "" if self.html_body is None else self.html_body.render(Context(values, autoescape=True))
-        return RenderedMessage(subject=subject_line, body=self.body.render(context), html_body=html)
+        return RenderedMessage(
+            subject=_unmarked(subject_line), body=_unmarked(self.body.render(context)), html_body=_unmarked(html)
+        )
+
+
+def _unmarked(text: str) -> str:
+    """`text` as a plain str. Django marks what a template renders as safe to put in a page; mail
+    content is not (a preview in the admin must show it as text), so the mark is dropped."""
+    return str.__str__(text)
 
 
 def template_compile(*, subject: str, body: str, html_body: str = "") -> CompiledTemplate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils.safestring import SafeData
 
 from leads.models import OutreachTemplate
 from leads.services.templates import (
@@ -203,3 +204,10 @@ def test_a_subject_made_long_by_lead_values_is_cut_to_what_an_outreach_stores():
     lead = LeadFactory(company_name="A" * 255, contact_title="T" * 255)
     rendered = template_render(subject="{{ company.name }} {{ contact.title }}", body="x", lead=lead)
     assert rendered.subject == ("A" * 255 + " " + "T" * 255)[:500]
+
+
+def test_rendered_parts_are_not_marked_safe_for_html_pages():
+    lead = LeadFactory(company_name="<script>x</script>")
+    rendered = template_render(subject="{{ company.name }}", body="{{ company.name }}", html_body="<p>x</p>", lead=lead)
+    # A page that shows a preview escapes it: it is mail content, not markup for our pages.
+    assert not any(isinstance(part, SafeData) for part in (rendered.subject, rendered.body, rendered.html_body))
