@@ -120,6 +120,8 @@ WRITES = [
     Endpoint("DELETE", "/api/v1/experiments/{experiment}/variants/{spare_variant}", writes=True, ok=204),
     Endpoint("POST", "/api/v1/experiments/{experiment}/variants/{variant}/pause", writes=True),
     Endpoint("POST", "/api/v1/experiments/{experiment}/variants/{variant}/resume", writes=True),
+    Endpoint("POST", "/api/v1/privacy/export", lambda ids: {"email": "someone@example.com"}, True),
+    Endpoint("POST", "/api/v1/privacy/erase", lambda ids: {"email": "someone@example.com"}, True),
 ]
 
 ALL = READS + WRITES
