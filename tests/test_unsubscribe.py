@@ -21,6 +21,7 @@ from leads.services.templates import template_compile
 from leads.services.unsubscribe import unsubscribe_url
 from leads.tests.factories import LeadFactory, OutreachFactory, OutreachTemplateFactory, VariantFactory
 from tests.stand_ins import SmtpSink
+from tests.test_pipeline_inprocess import lightfield_event
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server sees only committed rows
 
@@ -224,3 +225,38 @@ def test_the_unsubscribe_pages_are_rate_limited_per_ip_apart_from_the_api(shape,
     assert answers == [400, 400, 429]
     # The API's counters are its own: the same address may still use it.
     assert api_client.get("/api/v1/templates").status_code == 200
+
+
+# --- The whole loop: ingest, mail, one click, reward ------------------------------------------
+
+
+def test_a_lead_ingested_through_the_api_gets_a_mail_whose_one_click_post_fails_its_variant_once(
+    shape, smtp_sink, api_client
+):
+    shape.OPENAI_API_KEY = ""
+    shape.OUTREACH_MIN_SCORE = 0.5
+    shape.OUTREACH_SEND_WINDOW = "mon-sun 00:00-24:00"  # whatever day the test runs on
+    shape.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    shape.EMAIL_HOST, shape.EMAIL_PORT = "127.0.0.1", smtp_sink.port
+    variant = VariantFactory(
+        template=OutreachTemplateFactory(
+            subject="Hi {{ company.name }}",
+            body="Hi {{ contact.first_name }}",
+            html_body="<p>Hi {{ company.name }}</p>",
+        )
+    )
+    response = api_client.post("/api/v1/leads/ingest", [lightfield_event("lf-loop")], format="json")
+    assert response.status_code == 202, response.content
+    [mail] = smtp_sink.received()
+    assert mail.get_content_type() == "multipart/alternative"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert f"{SENDER}, {POSTAL}" in _text(mail, "text/plain")
+    assert POSTAL in _text(mail, "text/html")
+    outreach = Outreach.objects.get(lead__lightfield_id="lf-loop")
+    assert (outreach.status, outreach.html_body) == (Outreach.Status.SENT, "<p>Hi Acme Analytics</p>")
+
+    assert _one_click(_one_click_url(mail)).status_code == 200
+    assert _one_click(_one_click_url(mail)).status_code == 200
+    variant.refresh_from_db()
+    assert (variant.sends, variant.alpha, variant.beta) == (1, 1, 2)
+    assert Suppression.objects.get().value == "lf-loop@acme.example.com"
