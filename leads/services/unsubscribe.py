@@ -100,8 +100,8 @@ def _suppress(outreach: Outreach, source: str) -> bool:
             source=source,
             note=f"outreach {outreach.pk}",
         )
-    except InvalidAddress:  # an address that was never sendable was never mailed
-        logger.warning("outreach %s: cannot suppress %r, not an address", outreach.pk, outreach.to_email)
+    except InvalidAddress:  # erased, or never sendable (so never mailed); the value stays out of the log
+        logger.warning("outreach %s: its address cannot be suppressed (not an address)", outreach.pk)
         return False
     return created
 

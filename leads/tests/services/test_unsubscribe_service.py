@@ -134,3 +134,10 @@ def test_the_queued_engagement_gives_the_variant_exactly_one_failure():
     assert (variant.alpha, variant.beta, variant.failures) == (1, 2, 1)
     assert (outreach.status, outreach.reward) == (Outreach.Status.UNSUBSCRIBED, Outreach.Reward.FAILURE)
     assert Lead.objects.get(pk=outreach.lead_id).unsubscribed_at is not None
+
+
+def test_unsubscribing_from_an_erased_outreach_queues_the_engagement_and_suppresses_nothing():
+    outreach = _sent(to_email="")
+    result = unsubscribe_record(outreach=outreach, source="one-click")
+    assert (result.suppressed, result.emitted) == (False, True)
+    assert not Suppression.objects.exists()
