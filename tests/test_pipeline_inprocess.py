@@ -165,7 +165,9 @@ def test_each_qualified_lead_gets_one_mail_whose_message_id_is_its_outreach(api_
 def test_the_mail_carries_the_subject_and_body_rendered_from_the_chosen_variant(contacted, mailbox):
     [mail] = mailbox.received()
     subject, body = RENDERED[contacted.variant.name]
-    assert (mail["Subject"], body_of(mail)) == (subject, body)
+    text, footer = body_of(mail).split("\n\n-- \n")  # the sender's footer follows the rendered body
+    assert (mail["Subject"], text) == (subject, body)
+    assert footer.startswith(f"{SENDER}, ")
     assert (contacted.subject, contacted.body) == (subject, body)
 
 

@@ -172,7 +172,9 @@ def _schedule(admitted: Sequence[_Admitted], now: datetime) -> None:
     for row in admitted:
         lead, template = row.lead, row.variant.template
         if template.pk not in compiled:
-            compiled[template.pk] = template_compile(subject=template.subject, body=template.body)
+            compiled[template.pk] = template_compile(
+                subject=template.subject, body=template.body, html_body=template.html_body
+            )
         message = compiled[template.pk].render(lead)
         zone = recipient_zone(lead.time_zone, default=pacing.default_zone)
         row.result.outreach = Outreach(
@@ -184,6 +186,7 @@ def _schedule(admitted: Sequence[_Admitted], now: datetime) -> None:
             recipient_domain=row.domain,
             subject=message.subject,
             body=message.body,
+            html_body=message.html_body,
             message_id=message_id_new(),
             scheduled_for=allocator.allocate(domain=row.domain, window=pacing.window, zone=zone, earliest=now),
         )
