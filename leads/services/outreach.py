@@ -45,7 +45,12 @@ SEND_ATTEMPTS = 3
 # A lead in one of these becomes contacted when mail goes out.
 PRE_CONTACT_STATUSES = (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED)
 # Outreach in these states has had its say: no later event changes its status.
-FINAL_STATUSES = (Outreach.Status.CONVERTED, Outreach.Status.BOUNCED, Outreach.Status.UNSUBSCRIBED)
+FINAL_STATUSES = (
+    Outreach.Status.CONVERTED,
+    Outreach.Status.BOUNCED,
+    Outreach.Status.COMPLAINED,
+    Outreach.Status.UNSUBSCRIBED,
+)
 
 
 def outreach_refusal(lead: Lead, *, force: bool = False, has_outreach: bool | None = None) -> str:
