@@ -3,11 +3,13 @@
 from django.contrib import admin
 from django.urls import path
 
-from leads.console import views
+from leads.console import sending, views
 
 app_name = "console"
 
 urlpatterns = [
     path("", admin.site.admin_view(views.dashboard), name="dashboard"),
     path("panels/", admin.site.admin_view(views.panels), name="panels"),
+    path("sending/pause/", admin.site.admin_view(sending.pause), name="sending-pause"),
+    path("sending/resume/", admin.site.admin_view(sending.resume), name="sending-resume"),
 ]
