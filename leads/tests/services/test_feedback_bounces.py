@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach, Suppression, Variant
 from leads.pipeline.events import outbox_event
