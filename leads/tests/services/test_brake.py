@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from leads.models import Lead, OutboxEvent, Outreach, SendingPause
 from leads.pipeline.events import outbox_event
-from leads.pipeline.stages import FeedbackStage
+from leads.pipeline.stages import FeedbackStage, Outcome
 from leads.services.brake import (
     brake_check,
     deliverability_rates,
@@ -224,7 +224,7 @@ def test_staff_pause_records_who_and_why_and_a_second_pause_returns_the_first():
 # --- The feedback stage ------------------------------------------------------------------------
 
 
-def _stage_complaints(stage: FeedbackStage, outreach: list[Outreach]) -> list[str]:
+def _stage_complaints(stage: FeedbackStage, outreach: list[Outreach]) -> list[Outcome]:
     before = OutboxEvent.objects.filter(topic=OUTREACH_EVENTS).count()
     engagement_submit(
         events=[

@@ -10,7 +10,7 @@ import pytest
 
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach, Suppression, Variant
 from leads.pipeline.events import outbox_event
-from leads.pipeline.stages import FeedbackStage
+from leads.pipeline.stages import FeedbackStage, Outcome
 from leads.services.feedback import engagement_apply_batch, engagement_submit
 from leads.services.suppression import address_key, value_hash
 from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
@@ -175,6 +175,7 @@ def test_each_retry_waits_longer_and_after_the_retries_the_soft_bounce_is_one_fa
         _apply(_event(outreach, "bounced", f"s-{attempt}", at=at, bounce_type="soft"))
         outreach.refresh_from_db()
         assert (outreach.status, outreach.soft_bounces, outreach.reward) == ("scheduled", attempt + 1, "")
+        assert outreach.scheduled_for is not None
         waits.append(outreach.scheduled_for - at)
         _resent(outreach, outreach.scheduled_for)
     assert waits == [timedelta(minutes=30), timedelta(minutes=60)]
@@ -244,7 +245,7 @@ def test_a_deferral_is_recorded_and_changes_no_status_or_reward():
 # --- Through the feedback stage ------------------------------------------------------------
 
 
-def _through_the_stage(events: list[dict[str, Any]]) -> list[str]:
+def _through_the_stage(events: list[dict[str, Any]]) -> list[Outcome]:
     """Queue the events as the API does, then hand their outbox rows to the feedback stage."""
     before = OutboxEvent.objects.filter(topic=OUTREACH_EVENTS).count()
     engagement_submit(events=events)
