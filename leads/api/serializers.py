@@ -284,6 +284,7 @@ class OutreachSerializer(serializers.ModelSerializer):
     lightfield_id = serializers.CharField(source="lead.lightfield_id", read_only=True)
     experiment = serializers.IntegerField(source="variant.experiment_id", read_only=True, allow_null=True)
     reward = _blank_choice(Outreach.Reward.choices)
+    bounce_type = _blank_choice(Outreach.BounceType.choices)
 
     class Meta:
         model = Outreach
