@@ -93,7 +93,7 @@ def brake_check(*, now: datetime) -> SendingPause | None:
         return None
     try:
         with transaction.atomic():
-            pause = SendingPause.objects.create(reason=f"Deliverability brake: {reason}.")
+            pause = SendingPause.objects.create(reason=f"{reason}.")  # paused_by empty: the brake
     except IntegrityError:  # another worker tripped it (or staff paused) meanwhile
         return None
     # ERROR: Sentry's logging integration turns it into an event, so someone is told.
