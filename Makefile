@@ -14,7 +14,8 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO_DEBUG=0 \
 	DJANGO_SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	DJANGO_SECURE_SSL_REDIRECT=0 OUTREACH_SENDER_NAME="Test Sender" \
-	OUTREACH_POSTAL_ADDRESS="1 Test Street, Testville" PUBLIC_BASE_URL=https://pipeline.test.example
+	OUTREACH_POSTAL_ADDRESS="1 Test Street, Testville" PUBLIC_BASE_URL=https://pipeline.test.example \
+	OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00"
 
 .PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup soak clean
 

@@ -107,6 +107,9 @@ def base_env() -> dict[str, str]:
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING",
+        "OUTREACH_SENDER_NAME": "Bench Sender",
+        "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
+        "PUBLIC_BASE_URL": "https://pipeline.bench.example",
     }
 
 

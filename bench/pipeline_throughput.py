@@ -55,6 +55,13 @@ ENV = {  # every process of the run: the production configuration, the rule scor
     "LOG_LEVEL": "WARNING",
     "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
     "EMAIL_HOST": "127.0.0.1",
+    # Throughput, not pacing: the window open, the caps out of the way; a sender identity as production needs.
+    "OUTREACH_SEND_WINDOW": "mon-sun 00:00-24:00",
+    "OUTREACH_DOMAIN_HOURLY_CAP": "1000000",
+    "OUTREACH_DAILY_CAP": "1000000",
+    "OUTREACH_SENDER_NAME": "Bench Sender",
+    "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
+    "PUBLIC_BASE_URL": "https://pipeline.bench.example",
 }
 UNSET = ("OPENAI_API_KEY", "REDIS_URL", "SENTRY_DSN", "PIPELINE_BATCH_SIZE", "DJANGO_SETTINGS_MODULE")
 # What one completion of a stage is, and the query giving the time of each.

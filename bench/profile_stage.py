@@ -67,6 +67,12 @@ def _setup_django(smtp_port: int) -> None:
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(smtp_port),
+        OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00",
+        OUTREACH_DOMAIN_HOURLY_CAP="1000000",
+        OUTREACH_DAILY_CAP="1000000",
+        OUTREACH_SENDER_NAME="Bench Sender",
+        OUTREACH_POSTAL_ADDRESS="1 Bench Street, Benchville",
+        PUBLIC_BASE_URL="https://pipeline.bench.example",
     )
     for name in ("REDIS_URL", "OPENAI_API_KEY"):
         os.environ.pop(name, None)
@@ -114,8 +120,8 @@ _SCORER_PHASES = [
 ]
 _OUTREACH_PHASES = [
     ("leads.services.outreach", "_claim_batch"),
-    ("leads.services.outreach", "_send_all"),
-    ("leads.services.outreach", "_mark_sent"),
+    ("leads.services.outreach", "dispatch_send"),
+    ("leads.services.dispatch", "_mark_sent"),
     ("leads.pipeline.stages", "events_claim"),
 ]
 

@@ -272,6 +272,8 @@ def _environment(database_url: str, redis_url: str, bootstrap: str, smtp_port: i
         WEB_CONCURRENCY="2",
         GUNICORN_MAX_REQUESTS="0",  # no worker recycling: memory growth must show
         LOG_LEVEL="WARNING",
+        OUTREACH_DOMAIN_HOURLY_CAP="1000000",
+        OUTREACH_DAILY_CAP="1000000",
     )
 
 

@@ -19,6 +19,7 @@ from faker import Faker
 
 from leads.addresses import InvalidAddress, email_normalize, single_line
 from leads.models import BudgetRange, CompanySize
+from leads.zones import UnknownTimeZone, time_zone_check
 
 # The same rule as the API's create and lookup routes, so every stored lead can be looked up.
 LIGHTFIELD_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -76,7 +77,16 @@ def parse_event(event: Any) -> dict[str, Any]:
     fields["tech_stack"] = _string_list(event, ("metadata", "tech_stack"))
     fields["pain_points"] = _string_list(event, ("metadata", "pain_points"))
     fields["lightfield_created_at"] = _timestamp(event.get("timestamp"))
+    fields["time_zone"] = _time_zone(_text(event, ("contact", "time_zone")))
     return fields
+
+
+def _time_zone(name: str) -> str:
+    """contact.time_zone (where the send window applies), an IANA name; "" when not given."""
+    try:
+        return time_zone_check(name)
+    except UnknownTimeZone as error:
+        raise InvalidEvent(f"contact.time_zone: {error}") from None
 
 
 # The C encoder refuses NaN and +-Infinity (1e999 decodes to Infinity) with a ValueError; with

@@ -379,6 +379,7 @@ SPECTACULAR_SETTINGS = {
         "LeadStatusEnum": "leads.models.LeadStatus",
         "ExperimentStatusEnum": "leads.models.ExperimentStatus",
         "OutreachStatusEnum": "leads.models.OutreachStatus",
+        "SuppressionKindEnum": "leads.models.compliance.SuppressionKind",
     },
 }
 

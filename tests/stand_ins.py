@@ -252,6 +252,12 @@ def loopback_env(*, database_url: str, bootstrap: str, smtp_port: int, **extra: 
             "EMAIL_PORT": str(smtp_port),
             "PIPELINE_RETRY_BACKOFF_SECONDS": "0.05",
             "LOG_LEVEL": "INFO",
+            # Production's sender identity is required; its send window would hold mail until
+            # business hours, which a test run cannot wait for.
+            "OUTREACH_SENDER_NAME": env.get("OUTREACH_SENDER_NAME", "Test Sender"),
+            "OUTREACH_POSTAL_ADDRESS": env.get("OUTREACH_POSTAL_ADDRESS", "1 Test Street, Testville"),
+            "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "https://pipeline.test.example"),
+            "OUTREACH_SEND_WINDOW": "mon-sun 00:00-24:00",
             **extra,
         }
     )

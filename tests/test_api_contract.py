@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from leads.models import Lead
+from leads.services.suppression import suppression_add
 from leads.tests.factories import (
     EngagementEventFactory,
     ExperimentFactory,
@@ -116,6 +117,7 @@ def seeded(db: None) -> Seeded:
         "experiments": experiment.pk,
         "variants": variant.pk,
         "outreach": outreach.pk,
+        "suppressions": suppression_add(kind="domain", value="globex.example", reason="staff")[0].pk,
     }
     return Seeded(ids=ids, lightfield_id=lead.lightfield_id)
 

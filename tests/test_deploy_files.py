@@ -25,7 +25,7 @@ READ_BY_LIBRARIES = {"PROMETHEUS_MULTIPROC_DIR"}
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 APP_IMAGE = "pipeline-whisperer"
-STAGES = ("relay", "scorer", "outreach", "feedback")
+STAGES = ("relay", "scorer", "outreach", "dispatch", "feedback")
 
 
 def compose() -> dict[str, Any]:

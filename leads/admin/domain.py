@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
+from leads.admin.privacy import PrivacyActions
 from leads.console.story import lead_story
 from leads.models import EngagementEvent, Lead, Outreach, OutreachTemplate
 from leads.services import leads as lead_services
@@ -80,7 +81,7 @@ class OutreachInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(PrivacyActions):
     list_display = (
         "company_name",
         "lightfield_id",
@@ -99,7 +100,14 @@ class LeadAdmin(admin.ModelAdmin):
     # A full COUNT(*) on every page is the slowest part of a large changelist.
     show_full_result_count = False
     list_per_page = 50
-    actions = ("snooze_leads", "unsnooze_leads", "rescore_leads", "force_outreach")
+    actions = (
+        "snooze_leads",
+        "unsnooze_leads",
+        "rescore_leads",
+        "force_outreach",
+        "export_personal_data",
+        "erase_personal_data",
+    )
     inlines = (OutreachInline,)
 
     class Media:
@@ -120,7 +128,7 @@ class LeadAdmin(admin.ModelAdmin):
             "Company",
             {"fields": ("company_name", "company_website", "company_industry", "company_size", "company_description")},
         ),
-        ("Contact", {"fields": ("contact_name", "contact_email", "contact_title", "contact_linkedin")}),
+        ("Contact", {"fields": ("contact_name", "contact_email", "contact_title", "contact_linkedin", "time_zone")}),
         (
             "Source and needs",
             {

@@ -25,6 +25,7 @@ from leads.models import (
     Variant,
 )
 from leads.selectors import VariantPosterior
+from leads.zones import UnknownTimeZone, time_zone_check
 
 # --- Leads ------------------------------------------------------------------------------
 
@@ -109,6 +110,16 @@ class _SingleLine(serializers.CharField):
         return single_line(super().to_internal_value(data))
 
 
+class _TimeZone(serializers.CharField):
+    """An IANA time zone name (`Europe/Berlin`), or "" for the default zone."""
+
+    def to_internal_value(self, data: Any) -> str:
+        try:
+            return time_zone_check(super().to_internal_value(data))
+        except UnknownTimeZone as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
 @extend_schema_field(OpenApiTypes.EMAIL)
 class _ContactEmail(serializers.CharField):
     """An address we could send to, in its normalised form, by the ingest path's rules; "" is
@@ -142,6 +153,9 @@ class LeadWriteSerializer(serializers.Serializer):
     pain_points = _StringList(required=False)
     budget_range = serializers.ChoiceField(choices=BudgetRange.choices, required=False, allow_blank=True)
     timeline = _SingleLine(max_length=100, required=False, allow_blank=True)
+    time_zone = _TimeZone(
+        max_length=64, required=False, allow_blank=True, help_text="The contact's IANA time zone (send window)."
+    )
 
 
 class LeadCreateSerializer(LeadWriteSerializer):

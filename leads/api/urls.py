@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from leads.api import views
+from leads.api import privacy, suppressions, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("leads", views.LeadViewSet, basename="lead")
@@ -12,6 +12,8 @@ router.register("experiments", views.ExperimentViewSet, basename="experiment")
 router.register("outreach", views.OutreachViewSet, basename="outreach")
 router.register("dashboard", views.DashboardViewSet, basename="dashboard")
 router.register("engagements", views.EngagementViewSet, basename="engagement")
+router.register("suppressions", suppressions.SuppressionViewSet, basename="suppression")
+router.register("privacy", privacy.PrivacyViewSet, basename="privacy")
 
 variants = views.VariantViewSet
 urlpatterns = [

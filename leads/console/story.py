@@ -24,15 +24,23 @@ def lead_story(*, lead: Lead) -> list[StoryEntry]:
     if lead.scored_at and lead.score is not None:
         title = f"Scored {lead.score:.2f} as {lead.get_persona_display()} by {lead.scoring_model or 'rules'}"
         entries.append(StoryEntry(at=lead.scored_at, kind="scored", title=title, lines=tuple(lead.scoring_reasons)))
+    if lead.not_contacted_reason:
+        entries.append(
+            StoryEntry(at=lead.updated_at, kind="not-contacted", title=f"Not contacted: {lead.not_contacted_reason}")
+        )
     outreach = Outreach.objects.filter(lead=lead).select_related("variant__experiment")
     for message in outreach:
         variant = str(message.variant) if message.variant else "no variant (forced)"
+        when = ""
+        if message.status == Outreach.Status.SCHEDULED and message.scheduled_for:
+            when = f", scheduled for {message.scheduled_for:%Y-%m-%d %H:%M} UTC"
         entries.append(
             StoryEntry(
                 at=message.sent_at or message.created_at,
                 kind=f"outreach.{message.status}",
-                title=f"Outreach {message.status}: {variant}, to {message.to_email}",
-                detail=f"Subject: {message.subject}\n\n{message.body}",
+                title=f"Outreach {message.status}: {variant}, to {message.to_email}{when}",
+                detail=f"Subject: {message.subject}\n\n{message.body}"
+                + (f"\n\n{message.error}" if message.error else ""),
             )
         )
     events = EngagementEvent.objects.filter(outreach__lead=lead).only("event_type", "occurred_at", "outreach_id")

@@ -6,8 +6,18 @@ invariant that matters is a database constraint, so no code path can break it.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+
+from leads.zones import UnknownTimeZone, time_zone_check
+
+
+def time_zone_validator(value: str) -> None:
+    try:
+        time_zone_check(value)
+    except UnknownTimeZone as error:
+        raise ValidationError(str(error)) from None
 
 
 class Persona(models.TextChoices):
@@ -53,12 +63,12 @@ class Lead(models.Model):
         "company_name", "company_website", "company_industry", "company_size", "company_description",
         "contact_name", "contact_email", "contact_title", "contact_linkedin",
         "source_channel", "source_campaign", "source_referrer",
-        "tech_stack", "pain_points", "budget_range", "timeline",
+        "tech_stack", "pain_points", "budget_range", "timeline", "time_zone",
     )  # fmt: skip
     # What the pipeline records about a lead: identity, status and the score with its reasons.
     PIPELINE_FIELDS = (
         "lightfield_id", "status", "score", "persona",
-        "scoring_model", "scoring_reasons", "scored_at", "failure_reason",
+        "scoring_model", "scoring_reasons", "scored_at", "failure_reason", "not_contacted_reason",
     )  # fmt: skip
 
     lightfield_id = models.CharField(max_length=64, unique=True)
@@ -100,7 +110,7 @@ class Lead(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
     # The recipient's IANA time zone (from the event or the API); empty means OUTREACH_DEFAULT_TIME_ZONE.
-    time_zone = models.CharField(max_length=64, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True, validators=[time_zone_validator])
     # Why the outreach stage last declined to write to the lead ("" once it was written to).
     not_contacted_reason = models.CharField(max_length=255, blank=True)
     contacted_at = models.DateTimeField(null=True, blank=True)

@@ -3,7 +3,8 @@ the transaction that wrote them commits, in the same process, in order, a topic'
 as one batch.
 
 A row is marked published once its stage has processed it (applied, skipped or dead-lettered).
-Rows left pending by a process that died are delivered by `run_pipeline all` (no Kafka).
+Rows left pending by a process that died are delivered by `run_pipeline all` (no Kafka). After
+an outreach batch, what it made due is dispatched here too (`leads.pipeline.dispatch`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from leads.models import OutboxEvent
+from leads.pipeline.dispatch import dispatch_in_process
 from leads.pipeline.events import outbox_event
-from leads.pipeline.stages import STAGES, Stage
+from leads.pipeline.stages import STAGES, OutreachStage, Stage
 
 logger = logging.getLogger(__name__)
 _stages: dict[str, Stage] = {}
@@ -55,6 +57,8 @@ def deliver(rows: Sequence[OutboxEvent]) -> int:
             published_at=timezone.now(), attempts=F("attempts") + 1
         )
         delivered += len(batch)
+        if isinstance(stage, OutreachStage):  # its batch committed: send what it made due
+            dispatch_in_process()
     return delivered
 
 

@@ -4,46 +4,34 @@ Sending is two transactions around the SMTP calls, never one open across them: t
 each lead's variant and stores its pending Outreach with its Message-ID, for a whole batch; the
 second, after the mail went over one connection, marks the batch sent. A stage that dies in
 between finds the pending rows on redelivery and sends them again under the same Message-IDs, so
-a retried send is recognisable as the same mail.
+a retried send is recognisable as the same mail. The sending and its record are
+`leads.services.dispatch`'s, which also sends what is scheduled for later.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import smtplib
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
-from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.db.models import Case, Count, F, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F
 from django.utils import timezone
 
 from leads import bandit
-from leads.caching import lead_metrics_invalidate
 from leads.models import Experiment, Lead, Outreach, Variant
-from leads.outbox import Emission, outbox_emit_many
+from leads.services.dispatch import Delivery, dispatch_record, dispatch_send
 from leads.services.leads import lead_emit_scored
 from leads.services.templates import CompiledTemplate, template_compile
-from leads.topics import OUTREACH_EVENTS
 from pipeline_whisperer.bulk import bulk_insert
 from pipeline_whisperer.exceptions import Conflict
-from pipeline_whisperer.resilience import retry_call
 
 logger = logging.getLogger(__name__)
 
-SEND_ATTEMPTS = 3
-# A lead in one of these becomes contacted when mail goes out.
-PRE_CONTACT_STATUSES = (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUALIFIED, Lead.Status.FAILED)
 # Outreach in these states has had its say: no later event changes its status.
 FINAL_STATUSES = (
     Outreach.Status.CONVERTED,
@@ -138,10 +126,28 @@ def outreach_send_batch(*, requests: Sequence[OutreachRequest], rng: random.Rand
     and stores the pending rows with their Message-IDs; then the mail goes over one connection.
     Safe to redeliver: a pending row is sent again under its Message-ID."""
     results = _claim_batch(requests, rng)
-    to_send = [result for result in results if result.outreach is not None]
-    if to_send:
-        _send_all(to_send)
+    # Until outreach is scheduled for the dispatcher, the stage sends at once, through its send.
+    deliveries = {id(r): Delivery(r.outreach, r.request.correlation_id) for r in results if r.outreach is not None}
+    dispatch_send(list(deliveries.values()))
+    for result in results:
+        if (delivery := deliveries.get(id(result))) is not None:
+            result.refused, result.error = delivery.refused, delivery.error
     return results
+
+
+def outreach_record_batch(*, results: Sequence[SendResult]) -> None:
+    """After the sends: record them (`dispatch_record`) and log the refusals. Call inside the
+    stage's transaction."""
+    for result in results:
+        if result.refusal:
+            logger.info("no outreach for lead %s: %s", result.request.lead_id, result.refusal)
+    dispatch_record(
+        deliveries=[
+            Delivery(r.outreach, r.request.correlation_id, refused=r.refused, error=r.error)
+            for r in results
+            if r.outreach is not None
+        ]
+    )
 
 
 def _claim_batch(requests: Sequence[OutreachRequest], rng: random.Random) -> list[SendResult]:
@@ -211,158 +217,11 @@ def _new_message_id() -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def _send_all(results: Sequence[SendResult]) -> None:
-    """Send the results' outreach over OUTREACH_SEND_CONNECTIONS mail connections at once (each
-    its share, in order), recording per result what happened. A mail server answers each command
-    before the next: parallel connections keep it and us busy instead of waiting on each other."""
-    connections = min(settings.OUTREACH_SEND_CONNECTIONS, len(results))
-    shares = [results[start::connections] for start in range(connections)]
-    if connections == 1:
-        _send_share(shares[0])
-        return
-    with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="outreach-send") as pool:
-        list(pool.map(_send_share, shares))
-
-
-def _send_share(results: Sequence[SendResult]) -> None:
-    """Send over one connection; once the server stays unreachable, the rest are not tried:
-    they fail with the same error, to be retried."""
-    connection = get_connection()
-    try:
-        for position, result in enumerate(results):
-            assert result.outreach is not None  # noqa: S101  # nosec B101  (only results with outreach are sent)
-            try:
-                _send(connection, _message(result.outreach, connection))
-            except smtplib.SMTPRecipientsRefused as error:
-                result.refused = f"recipient refused: {error.recipients}"
-            except Exception as error:
-                for unsent in results[position:]:
-                    unsent.error = error
-                return
-    finally:
-        _close_quietly(connection)
-
-
-def _message(outreach: Outreach, connection: BaseEmailBackend) -> EmailMessage:
-    return EmailMessage(
-        subject=outreach.subject,
-        body=outreach.body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[outreach.to_email],
-        headers=_headers(outreach),
-        connection=connection,
-    )
-
-
-def _send(connection: BaseEmailBackend, message: EmailMessage) -> None:
-    def attempt() -> None:
-        try:
-            # Opened here, send_messages keeps it open for the next message (it closes only a
-            # connection it opened itself); after a failure this reconnects.
-            connection.open()
-            connection.send_messages([message])
-        except Exception:
-            _close_quietly(connection)  # the next attempt opens a fresh one
-            raise
-
-    retry_call(
-        attempt,
-        attempts=SEND_ATTEMPTS,
-        base_delay=0.2,
-        max_delay=2.0,
-        retry_on=(
-            smtplib.SMTPServerDisconnected,
-            smtplib.SMTPConnectError,
-            smtplib.SMTPDataError,
-            smtplib.SMTPHeloError,
-            ConnectionError,
-            TimeoutError,
-        ),
-        rng=random.Random(),  # noqa: S311  (jitter, not cryptography)
-    )
-
-
-def _close_quietly(connection: BaseEmailBackend) -> None:
-    """Close a mail connection that may be broken already; closing it cannot fail the send."""
-    with contextlib.suppress(Exception):
-        connection.close()
-
-
-def _headers(outreach: Outreach) -> dict[str, str]:
-    headers = {"X-Outreach-ID": str(outreach.pk)}
-    # A row without one (message_id is nullable) gets Django's own, never the text "None".
-    if outreach.message_id:
-        headers["Message-ID"] = outreach.message_id
-    return headers
-
-
-def outreach_record_batch(*, results: Sequence[SendResult]) -> None:
-    """After the sends: mark what went out as sent (leads contacted, variants' sends counted once per
-    variant, `outreach.sent` emitted in one insert) and what was refused as failed. Call inside the
-    stage's transaction."""
-    sent = [r for r in results if r.outreach is not None and not r.refused and r.error is None]
-    for result in results:
-        if result.refusal:
-            logger.info("no outreach for lead %s: %s", result.request.lead_id, result.refusal)
-        elif result.outreach is not None and result.refused:
-            _mark_refused(result.outreach, result.refused)
-    if sent:
-        _mark_sent(sent)
-
-
-def _mark_sent(results: Sequence[SendResult]) -> None:
-    sent = [result.outreach for result in results if result.outreach is not None]
-    now = timezone.now()
-    Outreach.objects.filter(pk__in=[o.pk for o in sent]).update(
-        status=Outreach.Status.SENT, sent_at=now, error="", updated_at=now
-    )
-    sends_per_lead = Counter(o.lead_id for o in sent)
-    for count in set(sends_per_lead.values()):
-        Lead.objects.filter(pk__in=[pk for pk, n in sends_per_lead.items() if n == count]).update(
-            contacted_at=Coalesce(F("contacted_at"), now),
-            outreach_count=F("outreach_count") + count,
-            # A forced send to a lead who already answered or converted leaves that status as it is.
-            status=Case(When(status__in=PRE_CONTACT_STATUSES, then=Value(Lead.Status.CONTACTED)), default=F("status")),
-            updated_at=now,
-        )
-    lead_metrics_invalidate()
-    for variant_id, count in Counter(o.variant_id for o in sent if o.variant_id is not None).items():
-        Variant.objects.filter(pk=variant_id).update(sends=F("sends") + count, updated_at=now)
-    outbox_emit_many(
-        [
-            Emission(
-                OUTREACH_EVENTS,
-                outreach.lead.lightfield_id,
-                "outreach.sent",
-                {
-                    "outreach_id": outreach.pk,
-                    "lead_id": outreach.lead_id,
-                    "variant_id": outreach.variant_id,
-                    "message_id": outreach.message_id,
-                    "sent_at": now.isoformat(),
-                },
-                result.request.correlation_id,
-            )
-            for result in results
-            if (outreach := result.outreach) is not None
-        ]
-    )
-
-
 def _cancel(outreach: Outreach, reason: str) -> None:
     now = timezone.now()
     Outreach.objects.filter(pk=outreach.pk).update(
         status=Outreach.Status.FAILED, failed_at=now, error=f"cancelled before sending: {reason}", updated_at=now
     )
-
-
-def _mark_refused(outreach: Outreach, reason: str) -> None:
-    now = timezone.now()
-    Outreach.objects.filter(pk=outreach.pk).update(
-        status=Outreach.Status.FAILED, failed_at=now, error=reason, updated_at=now
-    )
-    Lead.objects.filter(pk=outreach.lead_id).update(status=Lead.Status.FAILED, failure_reason=reason, updated_at=now)
-    lead_metrics_invalidate()
 
 
 def outreach_expire_stale(*, now: datetime | None = None, batch_size: int = 1000) -> int:

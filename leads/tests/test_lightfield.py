@@ -29,6 +29,7 @@ FULL_EVENT = {
         "email": "wile@acme.example.com",
         "title": "VP Engineering",
         "linkedin": "https://linkedin.example.com/in/wile",
+        "time_zone": "America/Phoenix",
     },
     "source": {"channel": "webinar", "campaign": "spring-launch", "referrer": "https://news.example.com"},
     "metadata": {
@@ -77,6 +78,7 @@ def test_full_event_fills_every_lead_field():
         "budget_range": "100k-500k",
         "timeline": "3 months",
         "lightfield_created_at": datetime(2026, 3, 1, 8, 30, tzinfo=UTC),
+        "time_zone": "America/Phoenix",
     }
 
 

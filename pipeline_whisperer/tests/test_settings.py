@@ -74,6 +74,9 @@ def test_production_settings_pass_the_deployment_checklist():
         DJANGO_SECRET_KEY=PRODUCTION_SECRET,
         DJANGO_SECURE_SSL_REDIRECT="1",
         DATABASE_URL=os.environ["DATABASE_URL"],
+        OUTREACH_SENDER_NAME="Example Sales",
+        OUTREACH_POSTAL_ADDRESS="Example Inc., 1 Example Street, Example City",
+        PUBLIC_BASE_URL="https://pipeline.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

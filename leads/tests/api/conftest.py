@@ -10,7 +10,8 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
-from leads.models import Experiment, Lead, Outreach, OutreachTemplate, Persona, Variant
+from leads.models import Experiment, Lead, Outreach, OutreachTemplate, Persona, Suppression, Variant
+from leads.services.suppression import suppression_add
 from leads.tests.factories import (
     ExperimentFactory,
     LeadFactory,
@@ -74,6 +75,8 @@ class World:
     variant: Variant
     spare_variant: Variant
     outreach: Outreach
+    suppression: Suppression
+    spare_suppression: Suppression
 
     def ids(self) -> dict[str, object]:
         return {
@@ -86,6 +89,8 @@ class World:
             "variant": self.variant.pk,
             "spare_variant": self.spare_variant.pk,
             "outreach": self.outreach.pk,
+            "suppression": self.suppression.pk,
+            "spare_suppression": self.spare_suppression.pk,
         }
 
 
@@ -109,4 +114,6 @@ def world(db: None) -> World:
         variant=variant,
         spare_variant=spare_variant,
         outreach=outreach,
+        suppression=suppression_add(kind="domain", value="globex.example", reason="complaint")[0],
+        spare_suppression=suppression_add(kind="address", value="spare@acme.example", reason="staff")[0],
     )

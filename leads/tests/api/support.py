@@ -56,6 +56,8 @@ READS = [
     Endpoint("GET", "/api/v1/dashboard/timeline"),
     Endpoint("GET", "/api/v1/dashboard/activity"),
     Endpoint("GET", "/api/v1/engagements"),
+    Endpoint("GET", "/api/v1/suppressions"),
+    Endpoint("GET", "/api/v1/suppressions/{suppression}"),
 ]
 
 WRITES = [
@@ -120,6 +122,10 @@ WRITES = [
     Endpoint("DELETE", "/api/v1/experiments/{experiment}/variants/{spare_variant}", writes=True, ok=204),
     Endpoint("POST", "/api/v1/experiments/{experiment}/variants/{variant}/pause", writes=True),
     Endpoint("POST", "/api/v1/experiments/{experiment}/variants/{variant}/resume", writes=True),
+    Endpoint("POST", "/api/v1/suppressions", lambda ids: {"value": "new@acme.example"}, True, 201),
+    Endpoint("DELETE", "/api/v1/suppressions/{spare_suppression}", writes=True, ok=204),
+    Endpoint("POST", "/api/v1/privacy/export", lambda ids: {"email": "someone@example.com"}, True),
+    Endpoint("POST", "/api/v1/privacy/erase", lambda ids: {"email": "someone@example.com"}, True),
 ]
 
 ALL = READS + WRITES

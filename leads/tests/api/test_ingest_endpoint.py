@@ -201,6 +201,10 @@ def test_a_1_5_mb_event_is_refused_on_its_own_and_the_events_beside_it_are_store
             {"lightfield_id": "lf-x", "company": {"name": "Acme"}, "metadata": {"tech_stack": "Postgres"}},
             "metadata.tech_stack must be a list of strings",
         ),
+        (
+            {"lightfield_id": "lf-x", "company": {"name": "Acme"}, "contact": {"time_zone": "Mars/Olympus_Mons"}},
+            "contact.time_zone: 'Mars/Olympus_Mons' is not a known IANA time zone",
+        ),
     ],
     ids=[
         "no-id",
@@ -213,6 +217,7 @@ def test_a_1_5_mb_event_is_refused_on_its_own_and_the_events_beside_it_are_store
         "impossible-timestamp",
         "unknown-budget",
         "stack-not-list",
+        "unknown-time-zone",
     ],
 )
 def test_an_event_breaking_the_contract_is_refused_with_the_reason(api_client, event, error):
@@ -343,6 +348,13 @@ def test_line_breaks_in_header_fields_become_spaces_and_the_description_keeps_th
         "CTO",
     )
     assert lead.company_description == "Line one\nLine two"
+
+
+def test_the_contact_time_zone_is_stored_on_the_lead(api_client):
+    event = lightfield_event("lf-zoned")
+    event["contact"]["time_zone"] = " America/New_York "
+    accepted(ingest(api_client, event))
+    assert Lead.objects.get(lightfield_id="lf-zoned").time_zone == "America/New_York"
 
 
 def test_a_timestamp_with_an_offset_postgresql_cannot_store_is_kept_in_utc(api_client):

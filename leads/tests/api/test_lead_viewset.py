@@ -370,6 +370,8 @@ def test_create_lead_with_an_existing_lightfield_id_is_409(api_client):
         ({"lightfield_id": "lf-1", "company_name": "Acme", "tech_stack": "python"}, ["tech_stack"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "pain_points": ["x"] * 51}, ["pain_points"]),
         ({"lightfield_id": "lf-1", "company_name": "Acme", "pain_points": ["x" * 201]}, ["pain_points"]),
+        ({"lightfield_id": "lf-1", "company_name": "Acme", "time_zone": "Europe/Atlantis"}, ["time_zone"]),
+        ({"lightfield_id": "lf-1", "company_name": "Acme", "time_zone": "../../etc/passwd"}, ["time_zone"]),
     ],
 )
 def test_create_lead_refuses_bad_fields_naming_them(payload, fields, api_client):
@@ -381,6 +383,12 @@ def test_create_lead_stores_the_address_in_its_normalised_form_as_ingest_does(ap
     payload = {"lightfield_id": "lf-case", "company_name": "Acme", "contact_email": "Dana@ACME-One.Example"}
     assert api_client.post(LEADS, payload, format="json").status_code == 201
     assert Lead.objects.get().contact_email == "Dana@acme-one.example"
+
+
+def test_create_lead_stores_its_time_zone(api_client):
+    payload = {"lightfield_id": "lf-zone", "company_name": "Acme", "time_zone": "Asia/Tokyo"}
+    assert api_client.post(LEADS, payload, format="json").status_code == 201
+    assert Lead.objects.get().time_zone == "Asia/Tokyo"
 
 
 def test_create_lead_makes_the_fields_that_reach_mail_headers_one_line_as_ingest_does(api_client):

@@ -165,3 +165,14 @@ def test_lead_change_page_tells_the_story_in_order(admin_client):
     assert "budget 50k-100k: +0.2" in html
     assert "Subject: Hello Acme" in html
     assert "Rendered body" in html
+
+
+def test_lead_change_page_says_why_the_lead_was_not_contacted_and_when_mail_is_scheduled(admin_client):
+    lead = LeadFactory(not_contacted_reason="the address was written to within 90 days (under another lead)")
+    other = LeadFactory()
+    OutreachFactory(lead=other, status="scheduled", scheduled_for=timezone.now() + timedelta(hours=3), sent_at=None)
+    html = admin_client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+    assert 'data-kind="not-contacted"' in html
+    assert "Not contacted: the address was written to within 90 days (under another lead)" in html
+    other_html = admin_client.get(reverse("admin:leads_lead_change", args=[other.pk])).content.decode()
+    assert "Outreach scheduled" in other_html and "scheduled for" in other_html
