@@ -138,3 +138,10 @@ def test_resume_without_the_csrf_token_is_refused_and_with_it_works(admin_user, 
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
     assert client.post(RESUME, {"csrfmiddlewaretoken": token}).status_code == 302
     assert sending_paused() is None
+
+
+def test_the_queue_page_shows_the_banner_with_its_resume_button(admin_client, settings):
+    pause = _tripped(settings)
+    html = admin_client.get(reverse("console:queue")).content.decode()
+    banner = html[html.index('id="sending-paused"') :]
+    assert pause.reason in banner and 'data-sending="resume"' in banner
