@@ -3,7 +3,7 @@ under the same Message-ID, counted once for its lead and variant; held while sen
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +35,12 @@ def _first_send() -> Outreach:
     return Outreach.objects.get(lead=lead)
 
 
+def _retry_due(outreach: Outreach) -> datetime:
+    outreach.refresh_from_db()
+    assert outreach.scheduled_for is not None
+    return outreach.scheduled_for + timedelta(seconds=1)
+
+
 def _soft_bounce(outreach: Outreach, event_id: str) -> None:
     event = {"event_id": event_id, "event_type": "bounced", "bounce_type": "soft", "outreach_id": outreach.pk}
     engagement_apply_batch(events=[{**event, "occurred_at": timezone.now().isoformat()}])
@@ -46,25 +52,24 @@ def test_a_soft_bounced_mail_is_sent_again_when_due_under_its_message_id_and_cou
     outreach.refresh_from_db()
     assert outreach.status == Outreach.Status.SCHEDULED
     assert dispatch_due(limit=10).claimed == 0  # not due yet
-    assert dispatch_due(now=outreach.scheduled_for + timedelta(seconds=1), limit=10).sent == 1
+    assert dispatch_due(now=_retry_due(outreach), limit=10).sent == 1
     first, again = mail.outbox
     assert first.message()["Message-ID"] == again.message()["Message-ID"] == outreach.message_id
     outreach.refresh_from_db()
     assert outreach.status == Outreach.Status.SENT
-    assert Variant.objects.get(pk=outreach.variant_id).sends == 1
+    assert outreach.variant is not None and outreach.variant.sends == 1
     assert Lead.objects.get(pk=outreach.lead_id).outreach_count == 1
     _soft_bounce(outreach, "soft-2")  # past OUTREACH_SOFT_BOUNCE_RETRIES = 1
     outreach.refresh_from_db()
     assert (outreach.status, outreach.bounce_type, outreach.reward) == ("bounced", "soft", "failure")
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(outreach=outreach)
     assert (variant.sends, variant.failures) == (1, 1)
 
 
 def test_a_retry_waits_while_sending_is_paused_and_goes_after_the_resume():
     outreach = _first_send()
     _soft_bounce(outreach, "soft-1")
-    outreach.refresh_from_db()
-    due = outreach.scheduled_for + timedelta(seconds=1)
+    due = _retry_due(outreach)
     sending_pause(by="ops", reason="checking")
     assert dispatch_due(now=due, limit=10).paused is True
     assert Outreach.objects.get(pk=outreach.pk).status == Outreach.Status.SCHEDULED
