@@ -63,6 +63,14 @@ def _empty_cache() -> None:
     recent_probe_answers.clear()
 
 
+@pytest.fixture(autouse=True)
+def _send_window_open(settings: object) -> None:
+    """Scheduled mail is due at once, whatever day and hour the tests run (production's business
+    hours would hold it); tests of the send window set their own, as stage processes do
+    (`tests.stand_ins.loopback_env`)."""
+    settings.OUTREACH_SEND_WINDOW = "mon-sun 00:00-24:00"  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def throwaway_redis(settings: object) -> Iterator[RedisServer]:
     """The default cache on a Redis server of this test's own, which the test may stop."""

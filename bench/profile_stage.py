@@ -119,9 +119,10 @@ _SCORER_PHASES = [
     ("leads.services.ingest", "outbox_emit_many"),
 ]
 _OUTREACH_PHASES = [
-    ("leads.services.outreach", "_claim_batch"),
-    ("leads.services.outreach", "dispatch_send"),
-    ("leads.services.dispatch", "_mark_sent"),
+    ("leads.services.outreach", "scheduling_lock"),
+    ("leads.services.outreach", "slot_allocator_load"),
+    ("leads.services.outreach", "_schedule"),
+    ("leads.services.outreach", "_note_reasons"),
     ("leads.pipeline.stages", "events_claim"),
 ]
 

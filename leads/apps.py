@@ -4,18 +4,33 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from pipeline_whisperer.env import SettingsError
+
 
 class LeadsConfig(AppConfig):
     name = "leads"
     verbose_name = "Pipeline"
 
     def ready(self) -> None:
+        _check_pacing()
         _register_outbox_dispatcher()
         setting_changed.connect(_on_setting_changed)
         # health imports no app: the pipeline hands it what the probes and /metrics must see.
         from leads import monitoring  # the models are loaded only now
 
         monitoring.register()
+
+
+def _check_pacing() -> None:
+    """A send window, zone or warm-up date that cannot be read stops start-up with one line
+    (manage.py prints a SettingsError so), rather than the first batch the outreach stage meets."""
+    from leads.pacing import InvalidPacing
+    from leads.services.pacing import pacing_configured
+
+    try:
+        pacing_configured()
+    except InvalidPacing as error:
+        raise SettingsError(str(error)) from None
 
 
 def _register_outbox_dispatcher() -> None:

@@ -8,4 +8,4 @@ class PipelineWhispererConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self) -> None:
-        from pipeline_whisperer import lockouts, schema  # noqa: F401  (register a lockout receiver, the OpenAPI auth extension)
+        from pipeline_whisperer import checks, lockouts, schema  # noqa: F401  (register a system check, a lockout receiver, the OpenAPI auth extension)

@@ -1,9 +1,10 @@
-"""Rate limits on /api/: per client IP and per API key, counted in the shared rate-limit cache.
+"""Rate limits on /api/ (per client IP and per API key) and on the public /unsubscribe/ pages
+(per client IP, counters of their own), counted in the shared rate-limit cache.
 
 The middleware runs before DRF authenticates, so a request that fails authentication still
 counts against its IP and keys cannot be guessed at speed. Counting is django-ratelimit's
 `get_usage` on the `RATELIMIT_USE_CACHE` alias (Redis in production), so limits hold across
-workers and hosts. Every /api/ answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`
+workers and hosts. Every limited answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`
 (seconds) for the limit closest to running out; request limit+1 gets 429 problem+json.
 """
 
@@ -34,6 +35,9 @@ BACKEND_ERRORS = Counter(
 # What a Redis outage looks like through django-redis (without IGNORE_EXCEPTIONS).
 BACKEND_FAILURES = (RedisError, ConnectionInterrupted)
 API_PREFIX = "/api/"
+# Limited paths and the name of their counters. The unsubscribe pages count apart from the API,
+# so a busy API client cannot use up a recipient's unsubscribe (nor the reverse).
+LIMITED_PREFIXES = {API_PREFIX: "api", "/unsubscribe/": "unsubscribe"}
 _NOUNS = {"ip": "address", "key": "API key"}
 
 
@@ -98,11 +102,11 @@ def _api_key_identity(request: HttpRequest) -> str | None:
     return prefix if dot and prefix else None
 
 
-def rate_limit_count(*, request: HttpRequest) -> list[Usage]:
-    """Count the request against every limit that applies to it; raises BACKEND_FAILURES or
-    CounterUnavailable when the counters cannot be reached."""
+def rate_limit_count(*, request: HttpRequest, area: str = "api") -> list[Usage]:
+    """Count the request against every limit of `area` (a LIMITED_PREFIXES name) that applies to
+    it; raises BACKEND_FAILURES or CounterUnavailable when the counters cannot be reached."""
     identities = [("ip", ip_identity(client_ip(request)))]
-    key_prefix = _api_key_identity(request)
+    key_prefix = _api_key_identity(request) if area == "api" else None
     if key_prefix:
         identities.append(("key", key_prefix))
     rates = (("minute", f"{settings.RATE_LIMIT_PER_MINUTE}/m"), ("hour", f"{settings.RATE_LIMIT_PER_HOUR}/h"))
@@ -110,7 +114,7 @@ def rate_limit_count(*, request: HttpRequest) -> list[Usage]:
     for scope, identity in identities:
         for window, rate in rates:
             usage = get_usage(
-                request, group=f"api-{scope}", key=lambda _group, _request, v=identity: v, rate=rate, increment=True
+                request, group=f"{area}-{scope}", key=lambda _group, _request, v=identity: v, rate=rate, increment=True
             )
             # django-ratelimit reports a counter it could not read as limit 0 (fail closed).
             if usage is None or usage["limit"] == 0:
@@ -126,16 +130,17 @@ def _set_headers(response: HttpResponse, usage: Usage) -> None:
 
 
 class RateLimitMiddleware:
-    """Apply the API rate limits (see the module docstring); other paths pass untouched."""
+    """Apply the rate limits (see the module docstring); other paths pass untouched."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not settings.RATELIMIT_ENABLE or not request.path_info.startswith(API_PREFIX):
+        area = next((name for prefix, name in LIMITED_PREFIXES.items() if request.path_info.startswith(prefix)), "")
+        if not settings.RATELIMIT_ENABLE or not area:
             return self.get_response(request)
         try:
-            usages = rate_limit_count(request=request)
+            usages = rate_limit_count(request=request, area=area)
         except (*BACKEND_FAILURES, CounterUnavailable) as error:
             return self._without_counters(request, error)
         exceeded = [usage for usage in usages if usage.exceeded]

@@ -1,4 +1,5 @@
-"""Top-level routes: the admin, the versioned API, its schema and docs, health and metrics."""
+"""Top-level routes: the admin, the versioned API, its schema and docs, the unsubscribe page,
+health and metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -15,6 +16,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's init script as a file: the CSP needs no inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # One-click unsubscribe (RFC 8058): public, the signed token in the URL is the credential.
+    path("unsubscribe/", include("leads.unsubscribe.urls")),
     path("", include("health.urls")),
 ]
 

@@ -238,7 +238,9 @@ def pipeline_env(*, database_name: str, bootstrap: str, smtp_port: int, **extra:
 
 def loopback_env(*, database_url: str, bootstrap: str, smtp_port: int, **extra: str) -> dict[str, str]:
     """The production shape on loopback: this environment plus the database, broker and SMTP sink
-    given, with short Kafka timeouts (the tests' and the soak run's)."""
+    given, with short Kafka timeouts (the tests' and the soak run's). Pacing is left wide open
+    (the window always open, caps far above any run), so mail is due as soon as it is scheduled
+    whatever the wall clock says; a test of pacing passes its own values in `extra`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
         {
@@ -258,6 +260,10 @@ def loopback_env(*, database_url: str, bootstrap: str, smtp_port: int, **extra: 
             "OUTREACH_POSTAL_ADDRESS": env.get("OUTREACH_POSTAL_ADDRESS", "1 Test Street, Testville"),
             "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "https://pipeline.test.example"),
             "OUTREACH_SEND_WINDOW": "mon-sun 00:00-24:00",
+            "OUTREACH_DOMAIN_HOURLY_CAP": "1000000",
+            "OUTREACH_DAILY_CAP": "1000000",
+            "OUTREACH_MAX_PER_COMPANY_DOMAIN": "1000000",
+            "OUTREACH_DISPATCH_INTERVAL_SECONDS": "0.5",
             **extra,
         }
     )

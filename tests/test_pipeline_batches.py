@@ -27,7 +27,7 @@ from tests.stand_ins import PipelineProcess, SmtpSink
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BATCH_SIZE = 500
-STAGES = ("relay", "scorer", "outreach", "feedback")
+STAGES = ("relay", "scorer", "outreach", "dispatch", "feedback")
 # Leads in the kill tests, chosen so that a stage committing event by event (about 60 scored and
 # 20-60 mailed a second on a busy two-core machine) stays near a minute: the scorer's test has
 # four batches of leads.raw, the outreach test two of leads.scored (about 700 qualify), the
@@ -132,7 +132,7 @@ def test_a_batch_of_500_with_a_poison_and_a_contract_breaking_event_applies_498_
 def test_a_scorer_killed_mid_batch_leaves_no_lead_behind_and_mails_nobody_twice(
     batch_stage, broker, smtp_sink, experiment
 ):
-    for stage in ("relay", "outreach", "feedback"):
+    for stage in ("relay", "outreach", "dispatch", "feedback"):
         batch_stage(stage)
     produce_raw(broker.bootstrap, list(simulated_events(count=SCORER_KILL_LEADS, seed=41, prefix="scorer-kill")))
     scorer = batch_stage("scorer")  # it joins with four batches waiting on leads.raw
@@ -148,7 +148,7 @@ def test_a_scorer_killed_mid_batch_leaves_no_lead_behind_and_mails_nobody_twice(
 def test_an_outreach_stage_killed_mid_batch_mails_every_qualified_lead_exactly_once(
     batch_stage, broker, smtp_sink, experiment
 ):
-    for stage in ("relay", "scorer", "feedback"):
+    for stage in ("relay", "scorer", "dispatch", "feedback"):
         batch_stage(stage)
     produce_raw(broker.bootstrap, list(simulated_events(count=OUTREACH_KILL_LEADS, seed=42, prefix="outreach-kill")))
     wait_until(lambda: scored_leads() == OUTREACH_KILL_LEADS, timeout=SETTLE_TIMEOUT, what="every lead scored")
@@ -187,7 +187,7 @@ def engagements_for(outreach_ids: list[int]) -> tuple[list[dict[str, Any]], dict
 def test_a_feedback_stage_killed_mid_batch_counts_every_reward_exactly_once(
     api_client, batch_stage, broker, smtp_sink, experiment
 ):
-    for stage in ("relay", "scorer", "outreach"):
+    for stage in ("relay", "scorer", "outreach", "dispatch"):
         batch_stage(stage)
     produce_raw(broker.bootstrap, list(simulated_events(count=FEEDBACK_KILL_LEADS, seed=43, prefix="feedback-kill")))
     wait_until(leads_settled(FEEDBACK_KILL_LEADS), timeout=SETTLE_TIMEOUT, what="every lead scored and contacted")
@@ -291,6 +291,9 @@ def through_kafka_in_batches(events: list[dict], batch_stage, broker, smtp_sink:
 def through_the_in_process_bus(events: list[dict], api_client, settings, smtp_sink: SmtpSink) -> EndState:
     """The embedded default: no broker, each ingest request runs the stages after it commits."""
     settings.KAFKA_BOOTSTRAP_SERVERS = ""
+    # As the stage processes have it (loopback_env): no pacing cap holds mail back.
+    settings.OUTREACH_MAX_PER_COMPANY_DOMAIN = settings.OUTREACH_DOMAIN_HOURLY_CAP = 1_000_000
+    settings.OUTREACH_DAILY_CAP = 1_000_000
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_sink.port
     mails_before = len(smtp_sink.received())

@@ -17,7 +17,7 @@ from tests.pipeline_support import leads_settled, produce_raw, read_topic, wait_
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-STAGES = ("relay", "scorer", "outreach", "feedback")
+STAGES = ("relay", "scorer", "outreach", "dispatch", "feedback")
 
 
 def test_leads_from_the_api_and_from_kafka_flow_to_conversion(api_client, pipeline, broker, smtp_sink, experiment):
@@ -93,7 +93,7 @@ def test_a_poison_message_is_dead_lettered_and_the_stage_keeps_going(pipeline, b
 def test_a_stage_killed_mid_batch_contacts_nobody_twice_and_counts_every_reward_once(
     api_client, pipeline, broker, smtp_sink, experiment
 ):
-    for stage in ("relay", "scorer"):
+    for stage in ("relay", "scorer", "dispatch"):
         pipeline(stage)
     outreach_process, feedback_process = pipeline("outreach"), pipeline("feedback")
     events = list(simulated_events(count=150, seed=4, prefix="kill"))

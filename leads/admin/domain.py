@@ -207,13 +207,15 @@ class OutreachTemplateForm(forms.ModelForm):
 
     class Meta:
         model = OutreachTemplate
-        fields = ("name", "subject", "body")
+        fields = ("name", "subject", "body", "html_body")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if "subject" in cleaned and "body" in cleaned:
             try:
-                template_services.template_check(subject=cleaned["subject"], body=cleaned["body"])
+                template_services.template_check(
+                    subject=cleaned["subject"], body=cleaned["body"], html_body=cleaned.get("html_body", "")
+                )
             except DomainError as error:
                 for field, problems in error.extra.get("errors", {}).items():
                     self.add_error(field, problems)
@@ -227,7 +229,9 @@ class OutreachTemplateForm(forms.ModelForm):
         if lead is None:
             self.add_error("preview_lead", "Name a lead to preview the message for.")
             return
-        self.preview = template_services.template_render(subject=cleaned["subject"], body=cleaned["body"], lead=lead)
+        self.preview = template_services.template_render(
+            subject=cleaned["subject"], body=cleaned["body"], html_body=cleaned.get("html_body", ""), lead=lead
+        )
         raise forms.ValidationError("Preview only: nothing was saved. Press Save when the message reads right.")
 
 

@@ -186,8 +186,9 @@ class LeadStatsSerializer(serializers.Serializer):
 class TemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = OutreachTemplate
-        fields = ["id", "name", "subject", "body", "created_at", "updated_at"]
+        fields = ["id", "name", "subject", "body", "html_body", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"html_body": {"help_text": "Optional HTML body (autoescaped); empty: text-only mail."}}
 
 
 class TemplatePreviewSerializer(serializers.Serializer):
@@ -197,11 +198,13 @@ class TemplatePreviewSerializer(serializers.Serializer):
 class TemplateDraftPreviewSerializer(TemplatePreviewSerializer):
     subject = serializers.CharField(max_length=500)
     body = serializers.CharField(max_length=50_000)
+    html_body = serializers.CharField(max_length=200_000, required=False, allow_blank=True, default="")
 
 
 class RenderedMessageSerializer(serializers.Serializer):
     subject = serializers.CharField()
     body = serializers.CharField()
+    html_body = serializers.CharField(help_text="Empty when the template has no HTML body.")
 
 
 # --- Experiments ------------------------------------------------------------------------

@@ -206,7 +206,9 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         template = self.get_object()
         data = s.validated(s.TemplatePreviewSerializer, request.data)
         lead = get_object_or_404(Lead, pk=data["lead_id"])
-        rendered = template_services.template_render(subject=template.subject, body=template.body, lead=lead)
+        rendered = template_services.template_render(
+            subject=template.subject, body=template.body, html_body=template.html_body, lead=lead
+        )
         return Response(s.RenderedMessageSerializer(rendered).data)
 
     @extend_schema(
@@ -216,10 +218,12 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     )
     @action(detail=False, methods=["post"], url_path="preview")
     def preview_draft(self, request: Request) -> Response:
-        """Render an unsaved subject and body against a lead, to check them before saving."""
+        """Render an unsaved subject, body and HTML body against a lead, to check them before saving."""
         data = s.validated(s.TemplateDraftPreviewSerializer, request.data)
         lead = get_object_or_404(Lead, pk=data["lead_id"])
-        rendered = template_services.template_render(subject=data["subject"], body=data["body"], lead=lead)
+        rendered = template_services.template_render(
+            subject=data["subject"], body=data["body"], html_body=data["html_body"], lead=lead
+        )
         return Response(s.RenderedMessageSerializer(rendered).data)
 
 

@@ -98,17 +98,21 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="lead",
             name="not_contacted_reason",
-            field=models.CharField(blank=True, max_length=255),
+            field=models.CharField(db_default="", blank=True, max_length=255),
         ),
         migrations.AddField(
             model_name="lead",
             name="time_zone",
-            field=models.CharField(blank=True, max_length=64, validators=[leads.models.domain.time_zone_validator]),
+            field=models.CharField(
+                db_default="", blank=True, max_length=64, validators=[leads.models.domain.time_zone_validator]
+            ),
         ),
         migrations.AddField(
             model_name="outreach",
             name="bounce_type",
-            field=models.CharField(blank=True, choices=[("hard", "Hard"), ("soft", "Soft")], max_length=4),
+            field=models.CharField(
+                db_default="", blank=True, choices=[("hard", "Hard"), ("soft", "Soft")], max_length=4
+            ),
         ),
         migrations.AddField(
             model_name="outreach",
@@ -128,17 +132,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="outreach",
             name="html_body",
-            field=models.TextField(blank=True),
+            field=models.TextField(db_default="", blank=True),
         ),
         migrations.AddField(
             model_name="outreach",
             name="recipient_domain",
-            field=models.CharField(blank=True, max_length=253),
+            field=models.CharField(db_default="", blank=True, max_length=253),
         ),
         migrations.AddField(
             model_name="outreach",
             name="recipient_key",
-            field=models.CharField(blank=True, max_length=254),
+            field=models.CharField(db_default="", blank=True, max_length=254),
         ),
         migrations.AddField(
             model_name="outreach",
@@ -148,12 +152,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="outreach",
             name="soft_bounces",
-            field=models.PositiveSmallIntegerField(default=0),
+            field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
             model_name="outreachtemplate",
             name="html_body",
-            field=models.TextField(blank=True),
+            field=models.TextField(db_default="", blank=True),
         ),
         migrations.AlterField(
             model_name="engagementevent",

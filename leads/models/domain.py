@@ -110,9 +110,9 @@ class Lead(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
     # The recipient's IANA time zone (from the event or the API); empty means OUTREACH_DEFAULT_TIME_ZONE.
-    time_zone = models.CharField(max_length=64, blank=True, validators=[time_zone_validator])
+    time_zone = models.CharField(max_length=64, blank=True, db_default="", validators=[time_zone_validator])
     # Why the outreach stage last declined to write to the lead ("" once it was written to).
-    not_contacted_reason = models.CharField(max_length=255, blank=True)
+    not_contacted_reason = models.CharField(max_length=255, blank=True, db_default="")
     contacted_at = models.DateTimeField(null=True, blank=True)
     responded_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
@@ -152,7 +152,7 @@ class OutreachTemplate(models.Model):
     subject = models.CharField(max_length=500)
     body = models.TextField()
     # Optional: with one, mail is multipart/alternative (text and HTML).
-    html_body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True, db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -258,18 +258,18 @@ class Outreach(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     to_email = models.EmailField(max_length=254)
     # The address and domain as matched against suppressions and the re-contact window (lower-cased).
-    recipient_key = models.CharField(max_length=254, blank=True)
-    recipient_domain = models.CharField(max_length=253, blank=True)
+    recipient_key = models.CharField(max_length=254, blank=True, db_default="")
+    recipient_domain = models.CharField(max_length=253, blank=True, db_default="")
     subject = models.CharField(max_length=500)
     body = models.TextField()
-    html_body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True, db_default="")
     message_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # When the dispatcher may send it (send window, pacing); it sends rows due by now.
     scheduled_for = models.DateTimeField(null=True, blank=True)
     # When a dispatcher took the row to send it: a pending row whose claim is old was interrupted.
     claimed_at = models.DateTimeField(null=True, blank=True)
-    bounce_type = models.CharField(max_length=4, choices=BounceType.choices, blank=True)
-    soft_bounces = models.PositiveSmallIntegerField(default=0)
+    bounce_type = models.CharField(max_length=4, choices=BounceType.choices, blank=True, db_default="")
+    soft_bounces = models.PositiveSmallIntegerField(default=0, db_default=0)
     error = models.TextField(blank=True)
     # A single column holds the reward, so an outreach can never be rewarded twice.
     reward = models.CharField(max_length=8, choices=Reward.choices, blank=True)

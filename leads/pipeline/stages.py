@@ -13,8 +13,9 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -30,7 +31,7 @@ from leads.scoring.factory import configured_scorer
 from leads.services.brake import brake_check
 from leads.services.feedback import engagement_apply_batch
 from leads.services.ingest import ScoredEvent, facts_from_fields, lead_upsert_scored_batch
-from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_record_batch, outreach_send_batch
+from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_schedule_batch
 from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.outages import dependency_down
@@ -257,12 +258,15 @@ class ScorerStage(Stage):
 
 
 class OutreachStage(Stage):
-    """leads.scored -> choose a variant, send the mail, record it and emit outreach.sent."""
+    """leads.scored -> eligibility, choose a variant, render, and schedule the mail (pacing); the
+    dispatch stage sends it when it is due. Scheduling is the batch's one transaction: nothing
+    here talks to a mail server, so there is nothing to prepare."""
 
     name, topic = "outreach", LEADS_SCORED
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, *, clock: Callable[[], datetime] = timezone.now) -> None:
         self.rng = rng or random.Random()  # noqa: S311  (Thompson sampling, not cryptography)
+        self.clock = clock  # what pacing counts from: the wall clock, or a test's
 
     def decode(self, event: Event) -> OutreachRequest:
         payload = _json_object(event)
@@ -272,13 +276,8 @@ class OutreachStage(Stage):
             lead_id=payload["lead_id"], force=bool(payload.get("force")), correlation_id=event.correlation_id
         )
 
-    def prepare(self, items: Sequence[Item]) -> None:
-        results = outreach_send_batch(requests=[item.decoded for item in items], rng=self.rng)
-        for item, result in zip(items, results, strict=True):
-            item.prepared, item.error = result, result.error
-
     def handle(self, items: Sequence[Item]) -> None:
-        outreach_record_batch(results=[item.prepared for item in items])
+        outreach_schedule_batch(requests=[item.decoded for item in items], rng=self.rng, now=self.clock())
 
 
 class FeedbackStage(Stage):

@@ -37,6 +37,7 @@ from leads.addresses import InvalidAddress
 from leads.caching import lead_metrics_invalidate
 from leads.models import Lead, Outreach, SendingPause, Variant
 from leads.outbox import Emission, outbox_emit_many
+from leads.services.mail import outreach_message
 from leads.services.suppression import address_key, suppressions_matching
 from leads.topics import OUTREACH_EVENTS
 from pipeline_whisperer.outages import dependency_down
@@ -234,14 +235,7 @@ def _send_share(deliveries: Sequence[Delivery]) -> None:
 
 
 def _message(outreach: Outreach, connection: BaseEmailBackend) -> EmailMessage:
-    return EmailMessage(
-        subject=outreach.subject,
-        body=outreach.body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[outreach.to_email],
-        headers=_headers(outreach),
-        connection=connection,
-    )
+    return outreach_message(outreach, connection=connection)
 
 
 def _send(connection: BaseEmailBackend, message: EmailMessage) -> None:
@@ -276,14 +270,6 @@ def _close_quietly(connection: BaseEmailBackend) -> None:
     """Close a mail connection that may be broken already; closing it cannot fail the send."""
     with contextlib.suppress(Exception):
         connection.close()
-
-
-def _headers(outreach: Outreach) -> dict[str, str]:
-    headers = {"X-Outreach-ID": str(outreach.pk)}
-    # A row without one (message_id is nullable) gets Django's own, never the text "None".
-    if outreach.message_id:
-        headers["Message-ID"] = outreach.message_id
-    return headers
 
 
 # --- recording: the second transaction -----------------------------------------------------

@@ -65,6 +65,11 @@ class Eligibility:
             return "the lead has no email address we could send to"
         if key in self.suppressed:
             return self.suppressed[key]
+        # The lead's own flags, from before the suppression list (its entries now come with them).
+        if lead.unsubscribed_at:
+            return "the lead unsubscribed"
+        if lead.bounced_at:
+            return "mail to the lead bounced"
         if lead.status == Lead.Status.SNOOZED:
             return "the lead is snoozed"
         if force:

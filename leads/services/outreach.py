@@ -1,18 +1,17 @@
-"""Outreach: who may be written to, which variant they get, sending, and expiry.
+"""Outreach: who may be written to, which variant they get, scheduling, and expiry.
 
-Sending is two transactions around the SMTP calls, never one open across them: the first picks
-each lead's variant and stores its pending Outreach with its Message-ID, for a whole batch; the
-second, after the mail went over one connection, marks the batch sent. A stage that dies in
-between finds the pending rows on redelivery and sends them again under the same Message-IDs, so
-a retried send is recognisable as the same mail. The sending and its record are
-`leads.services.dispatch`'s, which also sends what is scheduled for later.
+The outreach stage schedules and sends nothing: one transaction per batch applies the rules
+(`leads.services.eligibility`), picks each lead's variant, renders the mail and stores it
+SCHEDULED with its Message-ID and the slot pacing chose (`leads.services.pacing`). The
+dispatcher sends what is due under that Message-ID, so a retried send is recognisable as the
+same mail (`leads.services.dispatch`).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +23,10 @@ from django.utils import timezone
 
 from leads import bandit
 from leads.models import Experiment, Lead, Outreach, Variant
-from leads.services.dispatch import Delivery, dispatch_record, dispatch_send
+from leads.services.dispatch import message_id_new
+from leads.services.eligibility import Eligibility
 from leads.services.leads import lead_emit_scored
+from leads.services.pacing import pacing_configured, recipient_zone, scheduling_lock, slot_allocator_load
 from leads.services.templates import CompiledTemplate, template_compile
 from pipeline_whisperer.bulk import bulk_insert
 from pipeline_whisperer.exceptions import Conflict
@@ -42,34 +43,18 @@ FINAL_STATUSES = (
 
 
 def outreach_refusal(lead: Lead, *, force: bool = False, has_outreach: bool | None = None) -> str:
-    """Why this lead may not be written to now, or "" if it may.
-
-    `force` (staff's decision) overrides the score, the status and an earlier outreach, never
-    an unsubscribe, a bounce, a snooze or a missing address. `has_outreach` saves the query when
-    the caller knows whether the lead has outreach already.
-    """
-    if lead.unsubscribed_at:
-        return "the lead unsubscribed"
-    if lead.bounced_at:
-        return "mail to the lead bounced"
-    if not lead.contact_email:
-        return "the lead has no email address"
-    if lead.status == Lead.Status.SNOOZED:
-        return "the lead is snoozed"
-    if force:
-        return ""
-    if lead.status != Lead.Status.SCORED:
-        return f"the lead is {lead.status}"
-    if lead.score is None or lead.score < settings.OUTREACH_MIN_SCORE:
-        return "the score is below OUTREACH_MIN_SCORE"
-    if lead.outreach_count or (lead.outreach.exists() if has_outreach is None else has_outreach):
-        return "the lead was contacted already"
-    return ""
+    """Why this lead may not be written to now, or "" if it may: the outreach stage's rules
+    (`Eligibility`) for one lead. `has_outreach` saves the query when the caller knows whether the
+    lead has outreach already."""
+    if has_outreach is None:
+        has_outreach = lead.outreach.exists()
+    return Eligibility([lead], now=timezone.now()).refusal(lead, force=force, has_outreach=has_outreach)
 
 
 def outreach_force(*, lead: Lead) -> Lead:
-    """Staff or API: queue outreach for a lead regardless of score, status or earlier outreach."""
-    refusal = outreach_refusal(lead, force=True)
+    """Staff or API: queue outreach for a lead regardless of score, status or earlier outreach;
+    Conflict when a rule force does not lift (a suppression, a snooze, no address) refuses it."""
+    refusal = outreach_refusal(lead, force=True, has_outreach=True)
     if refusal:
         raise Conflict(f"Cannot write to this lead: {refusal}.")
     with transaction.atomic():
@@ -110,118 +95,140 @@ class OutreachRequest:
 
 
 @dataclass
-class SendResult:
-    """What became of one request: no outreach (`refusal` says why), or its outreach, which was
-    sent, refused by the recipient's server (`refused`), or not sent (`error`, to retry)."""
+class ScheduleResult:
+    """What became of one request: its scheduled outreach, or none (`refusal` says why)."""
 
     request: OutreachRequest
     outreach: Outreach | None = None
     refusal: str = ""
-    refused: str = ""
-    error: Exception | None = None
 
 
-def outreach_send_batch(*, requests: Sequence[OutreachRequest], rng: random.Random) -> list[SendResult]:
-    """Write to every lead of the batch that may be written to: one transaction chooses, renders
-    and stores the pending rows with their Message-IDs; then the mail goes over one connection.
-    Safe to redeliver: a pending row is sent again under its Message-ID."""
-    results = _claim_batch(requests, rng)
-    # Until outreach is scheduled for the dispatcher, the stage sends at once, through its send.
-    deliveries = {id(r): Delivery(r.outreach, r.request.correlation_id) for r in results if r.outreach is not None}
-    dispatch_send(list(deliveries.values()))
-    for result in results:
-        if (delivery := deliveries.get(id(result))) is not None:
-            result.refused, result.error = delivery.refused, delivery.error
-    return results
-
-
-def outreach_record_batch(*, results: Sequence[SendResult]) -> None:
-    """After the sends: record them (`dispatch_record`) and log the refusals. Call inside the
-    stage's transaction."""
-    for result in results:
-        if result.refusal:
-            logger.info("no outreach for lead %s: %s", result.request.lead_id, result.refusal)
-    dispatch_record(
-        deliveries=[
-            Delivery(r.outreach, r.request.correlation_id, refused=r.refused, error=r.error)
-            for r in results
-            if r.outreach is not None
-        ]
-    )
-
-
-def _claim_batch(requests: Sequence[OutreachRequest], rng: random.Random) -> list[SendResult]:
-    lead_ids = [request.lead_id for request in requests]
+def outreach_schedule_batch(
+    *, requests: Sequence[OutreachRequest], rng: random.Random, now: datetime
+) -> list[ScheduleResult]:
+    """Schedule outreach for every lead of the batch that may be written to, sending nothing: one
+    transaction (the caller's, when it has one) takes the scheduling lock, locks the leads,
+    applies `Eligibility`, picks each variant, renders, and stores SCHEDULED rows with their
+    Message-IDs and the earliest slot pacing allows from `now`. Refused leads get their
+    `not_contacted_reason` (one UPDATE per distinct reason); scheduled ones get it cleared. Safe
+    under concurrent stage processes (see `scheduling_lock`)."""
+    if not requests:
+        return []  # a redelivered batch, all applied before: no need to take the lock
     with transaction.atomic():
+        scheduling_lock()
+        lead_ids = [request.lead_id for request in requests]
         locked = Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk").only(*_LEAD_FIELDS_READ)
         leads = {lead.pk: lead for lead in locked}
-        pending = {o.lead_id: o for o in Outreach.objects.filter(lead_id__in=lead_ids, status=Outreach.Status.PENDING)}
-        contacted = set(Outreach.objects.filter(lead_id__in=lead_ids).values_list("lead_id", flat=True))
+        contacted, queued = _outreach_of(lead_ids)
+        contacted_before = set(contacted)
+        eligibility = Eligibility(list(leads.values()), now=now)
         variants = variants_active()
-        compiled: dict[int, CompiledTemplate] = {}
-        results: list[SendResult] = []
-        created: list[Outreach] = []
-        for request in requests:
-            lead = leads.get(request.lead_id)
+        results = [ScheduleResult(request) for request in requests]
+        admitted: list[_Admitted] = []
+        for result in results:
+            lead = leads.get(result.request.lead_id)
             if lead is None:
-                results.append(SendResult(request, refusal="the lead does not exist"))
+                result.refusal = "the lead does not exist"
                 continue
-            interrupted = pending.pop(lead.pk, None)
-            if interrupted is not None:
-                # A send that a crash interrupted; still never to a lead who since unsubscribed or was snoozed.
-                interrupted.lead = lead
-                refusal = outreach_refusal(lead, force=True)
-                if refusal:
-                    _cancel(interrupted, refusal)
-                results.append(
-                    SendResult(request, refusal=refusal) if refusal else SendResult(request, outreach=interrupted)
-                )
-                continue
-            refusal = outreach_refusal(lead, force=request.force, has_outreach=lead.pk in contacted)
-            variant = None if refusal else variant_pick(variants, persona=lead.persona, rng=rng)
+            result.refusal = eligibility.refusal(lead, force=result.request.force, has_outreach=lead.pk in contacted)
+            if not result.refusal and lead.pk in queued:
+                result.refusal = "outreach to the lead is scheduled already"
+            variant = None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng)
             if variant is None:
-                results.append(
-                    SendResult(request, refusal=refusal or "no active experiment targets the lead's persona")
-                )
+                result.refusal = result.refusal or "no active experiment targets the lead's persona"
                 continue
-            template = variant.template
-            if template.pk not in compiled:
-                compiled[template.pk] = template_compile(subject=template.subject, body=template.body)
-            message = compiled[template.pk].render(lead)
-            outreach = Outreach(
-                lead=lead,
-                variant=variant,
-                to_email=lead.contact_email,
-                subject=message.subject,
-                body=message.body,
-                message_id=_new_message_id(),
-            )
-            created.append(outreach)
+            key, domain = eligibility.admit(lead)
             contacted.add(lead.pk)
-            results.append(SendResult(request, outreach=outreach))
-        bulk_insert(created, key_field="message_id")
+            queued.add(lead.pk)
+            admitted.append(_Admitted(result, lead, variant, key, domain))
+        _schedule(admitted, now)
+        _note_reasons(results, leads, contacted_before)
     return results
 
 
+def _outreach_of(lead_ids: Sequence[int]) -> tuple[set[int], set[int]]:
+    """Of `lead_ids`, those with any outreach, and those with outreach still to be sent."""
+    contacted: set[int] = set()
+    queued: set[int] = set()
+    for lead_id, status in Outreach.objects.filter(lead_id__in=lead_ids).values_list("lead_id", "status"):
+        contacted.add(lead_id)
+        if status in (Outreach.Status.SCHEDULED, Outreach.Status.PENDING):
+            queued.add(lead_id)
+    return contacted, queued
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A lead the batch writes to, with its variant and recipient key and domain."""
+
+    result: ScheduleResult
+    lead: Lead
+    variant: Variant
+    key: str
+    domain: str
+
+
+def _schedule(admitted: Sequence[_Admitted], now: datetime) -> None:
+    """Render and store the admitted rows, each at the earliest slot pacing gives it."""
+    pacing = pacing_configured()
+    allocator = slot_allocator_load(domains={row.domain for row in admitted}, now=now, caps=pacing.caps)
+    compiled: dict[int, CompiledTemplate] = {}
+    created: list[Outreach] = []
+    for row in admitted:
+        lead, template = row.lead, row.variant.template
+        if template.pk not in compiled:
+            compiled[template.pk] = template_compile(
+                subject=template.subject, body=template.body, html_body=template.html_body
+            )
+        message = compiled[template.pk].render(lead)
+        zone = recipient_zone(lead.time_zone, default=pacing.default_zone)
+        row.result.outreach = Outreach(
+            lead=lead,
+            variant=row.variant,
+            status=Outreach.Status.SCHEDULED,
+            to_email=lead.contact_email,
+            recipient_key=row.key,
+            recipient_domain=row.domain,
+            subject=message.subject,
+            body=message.body,
+            html_body=message.html_body,
+            message_id=message_id_new(),
+            scheduled_for=allocator.allocate(domain=row.domain, window=pacing.window, zone=zone, earliest=now),
+        )
+        created.append(row.result.outreach)
+    bulk_insert(created, key_field="message_id")
+
+
+def _note_reasons(results: Sequence[ScheduleResult], leads: dict[int, Lead], contacted_before: set[int]) -> None:
+    """Say on each lead never written to why the stage declined it; clear it on those scheduled."""
+    scheduled = {r.request.lead_id for r in results if r.outreach is not None}
+    declined: defaultdict[str, set[int]] = defaultdict(set)
+    for result in results:
+        lead_id = result.request.lead_id
+        lead = leads.get(lead_id)
+        written_to = lead is None or lead.outreach_count or lead_id in contacted_before or lead_id in scheduled
+        if result.refusal and not written_to:
+            declined[result.refusal[:_REASON_LENGTH]].add(lead_id)
+            logger.info("no outreach for lead %s: %s", lead_id, result.refusal)
+    updated_at = timezone.now()
+    for reason, lead_ids in declined.items():
+        Lead.objects.filter(pk__in=lead_ids).exclude(not_contacted_reason=reason).update(
+            not_contacted_reason=reason, updated_at=updated_at
+        )
+    if scheduled:
+        Lead.objects.filter(pk__in=scheduled).exclude(not_contacted_reason="").update(
+            not_contacted_reason="", updated_at=updated_at
+        )
+
+
+_REASON_LENGTH = Lead._meta.get_field("not_contacted_reason").max_length or 255
 # What eligibility and the template context read of a lead (not the raw event, the largest part).
 _LEAD_FIELDS_READ = (
-    "lightfield_id", "status", "score", "persona", "outreach_count", "unsubscribed_at", "bounced_at",
+    "lightfield_id", "status", "score", "persona", "outreach_count", "unsubscribed_at", "bounced_at", "time_zone",
     "company_name", "company_website", "company_industry", "company_size",
     "contact_name", "contact_email", "contact_title",
     "pain_points", "tech_stack", "budget_range", "timeline",
 )  # fmt: skip
-
-
-def _new_message_id() -> str:
-    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "localhost"
-    return f"<{uuid.uuid4().hex}@{domain}>"
-
-
-def _cancel(outreach: Outreach, reason: str) -> None:
-    now = timezone.now()
-    Outreach.objects.filter(pk=outreach.pk).update(
-        status=Outreach.Status.FAILED, failed_at=now, error=f"cancelled before sending: {reason}", updated_at=now
-    )
 
 
 def outreach_expire_stale(*, now: datetime | None = None, batch_size: int = 1000) -> int:

@@ -36,7 +36,8 @@ class LeadFactory(ModelFactory[Lead]):
     company_industry = "Software"
     company_size = "51-200"
     contact_name = "Ada Lovelace"
-    contact_email = factory.Sequence(lambda n: f"contact{n}@example.com")
+    # A company domain each: one person per company, so no company's cap refuses a factory lead.
+    contact_email = factory.Sequence(lambda n: f"contact{n}@company{n}.example.com")
     contact_title = "VP Engineering"
     budget_range = "50k-100k"
     timeline = "3 months"

@@ -164,6 +164,43 @@ def test_valid_template_is_saved_by_the_admin_form(admin_client):
     assert OutreachTemplate.objects.get(name="Fine").subject == "Hi {{ company.name }}"
 
 
+def test_the_admin_form_saves_an_html_body(admin_client):
+    response = admin_client.post(
+        reverse("admin:leads_outreachtemplate_add"),
+        {"name": "Rich", "subject": "Hi", "body": "Hello", "html_body": "<p>Hello {{ company.name }}</p>"},
+    )
+    assert response.status_code == 302
+    assert OutreachTemplate.objects.get(name="Rich").html_body == "<p>Hello {{ company.name }}</p>"
+
+
+def test_the_admin_form_refuses_an_html_body_that_does_not_compile(admin_client):
+    response = admin_client.post(
+        reverse("admin:leads_outreachtemplate_add"),
+        {"name": "Broken", "subject": "Hi", "body": "Hello", "html_body": "{% if %}"},
+    )
+    assert list(response.context["adminform"].form.errors) == ["html_body"]
+    assert not OutreachTemplate.objects.filter(name="Broken").exists()
+
+
+def test_the_admin_preview_shows_the_rendered_html_as_source_not_as_markup(admin_client):
+    lead = LeadFactory(company_name="Acme <i>Labs</i>")
+    response = admin_client.post(
+        reverse("admin:leads_outreachtemplate_add"),
+        {
+            "name": "Rich",
+            "subject": "Hi",
+            "body": "Hello",
+            "html_body": "<p>{{ company.name }}</p>",
+            "preview_lead": lead.lightfield_id,
+            "_preview": "Preview",
+        },
+    )
+    page = response.content.decode()
+    # Rendered (the lead's value escaped once), then shown as text (escaped again): nothing runs.
+    assert '<pre data-preview="html_body">&lt;p&gt;Acme &amp;lt;i&amp;gt;Labs&amp;lt;/i&amp;gt;&lt;/p&gt;</pre>' in page
+    assert not OutreachTemplate.objects.exists()
+
+
 def _experiment_form(name: str, variants: list[dict[str, str]], initial: int = 0) -> dict[str, str]:
     data = {
         "name": name,

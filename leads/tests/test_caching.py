@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from leads import caching, selectors
 from leads.models import Lead, Outreach
+from leads.services.dispatch import Delivery, dispatch_record
 from leads.services.feedback import engagement_apply
 from leads.services.ingest import lead_ingest_batch
 from leads.services.leads import lead_create, lead_rescore, lead_score, lead_snooze, lead_unsnooze, lead_update
-from leads.services.outreach import OutreachRequest, outreach_record_batch, outreach_send_batch
+from leads.services.outreach import OutreachRequest, outreach_schedule_batch
 from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.cache import cache_guard_reset
 
@@ -47,9 +48,12 @@ def _engage(event_type: str) -> Callable[[], object]:
 
 def _send() -> object:
     VariantFactory()
-    results = outreach_send_batch(requests=[OutreachRequest(lead_id=_scored_lead().pk)], rng=random.Random(1))
-    outreach_record_batch(results=results)
-    return results[0].outreach
+    request = OutreachRequest(lead_id=_scored_lead().pk)
+    [scheduled] = outreach_schedule_batch(requests=[request], rng=random.Random(1), now=timezone.now())
+    assert scheduled.outreach is not None
+    # What dispatch records once the mail went out (the mail itself is not what is measured).
+    dispatch_record(deliveries=[Delivery(scheduled.outreach)])
+    return scheduled.outreach
 
 
 WRITES: dict[str, Callable[[], object]] = {

@@ -391,69 +391,73 @@ def test_scorer_stage_keeps_a_snoozed_lead_snoozed():
 # --- Outreach -------------------------------------------------------------------------------
 
 
-def test_outreach_stage_sends_one_mail_and_records_it():
-    lead = _scored_lead(company_name="Initech")
+def test_outreach_stage_schedules_one_mail_and_sends_nothing():
+    lead = _scored_lead(company_name="Initech", contact_email="Grace.Hopper@Initech.example")
     experiment = _experiment()
     event = _scored_event(lead)
+    before = timezone.now()
     assert OutreachStage(random.Random(7)).process(event) == "applied"
 
     outreach = Outreach.objects.get()
     assert outreach.variant.experiment == experiment
-    assert (outreach.status, outreach.to_email) == (Outreach.Status.SENT, lead.contact_email)
-    assert outreach.sent_at is not None
-    [message] = mail.outbox
-    assert message.to == [lead.contact_email]
-    assert message.subject == outreach.subject == "Hello Initech"
-    assert message.message()["Message-ID"] == outreach.message_id
-    assert message.extra_headers["X-Outreach-ID"] == str(outreach.pk)
-
+    assert (outreach.status, outreach.to_email) == (Outreach.Status.SCHEDULED, lead.contact_email)
+    assert (outreach.recipient_key, outreach.recipient_domain) == ("grace.hopper@initech.example", "initech.example")
+    assert outreach.subject == "Hello Initech"
+    assert outreach.message_id.startswith("<") and outreach.message_id.endswith("@localhost>")
+    assert outreach.scheduled_for is not None
+    assert before <= outreach.scheduled_for <= timezone.now()  # the window is open: due at once
+    assert outreach.sent_at is None
+    assert mail.outbox == []  # the dispatch stage sends it
     lead.refresh_from_db()
-    assert (lead.status, lead.outreach_count) == (Lead.Status.CONTACTED, 1)
-    assert lead.contacted_at is not None
-    assert {v.pk: v.sends for v in experiment.variants.all()} == {
-        v.pk: int(v.pk == outreach.variant_id) for v in experiment.variants.all()
-    }
-    [sent] = _sent_rows()
-    assert sent.key == lead.lightfield_id
-    assert sent.payload["outreach_id"] == outreach.pk
-    assert (sent.payload["variant_id"], sent.payload["message_id"]) == (outreach.variant_id, outreach.message_id)
+    # The lead becomes contacted when the mail goes out, not when it is scheduled.
+    assert (lead.status, lead.outreach_count, lead.contacted_at) == (Lead.Status.SCORED, 0, None)
+    assert not Variant.objects.filter(sends__gt=0).exists()
+    assert _sent_rows() == []
     assert event_was_applied(stage="outreach", event_id=event.event_id)
 
 
-def test_the_same_lead_scored_event_again_sends_nothing():
+def test_the_same_lead_scored_event_again_schedules_nothing_more():
     lead = _scored_lead()
     _experiment()
     event = _scored_event(lead)
     stage = OutreachStage(random.Random(7))
     assert stage.process(event) == "applied"
     assert stage.process(event) == "skipped"
-    assert len(mail.outbox) == 1
     assert Outreach.objects.count() == 1
-    assert len(_sent_rows()) == 1
-    assert Variant.objects.filter(sends=1).count() == 1
 
 
-def test_a_new_lead_scored_event_for_a_contacted_lead_sends_nothing():
+def test_a_new_lead_scored_event_for_a_lead_with_scheduled_outreach_schedules_nothing_more():
     lead = _scored_lead()
     _experiment()
     stage = OutreachStage(random.Random(7))
     assert stage.process(_scored_event(lead)) == "applied"
     lead.refresh_from_db()
     assert stage.process(_scored_event(lead)) == "applied"
-    assert len(mail.outbox) == 1
+    assert stage.process(_scored_event(lead, force=True)) == "applied"
     assert Outreach.objects.count() == 1
+    assert Lead.objects.get(pk=lead.pk).not_contacted_reason == ""
 
 
-def test_a_pending_outreach_is_sent_again_under_the_same_message_id():
-    lead = _scored_lead()
-    variant = _experiment().variants.first()
-    pending = OutreachFactory(lead=lead, variant=variant, message_id="<left-pending@localhost>")
-    assert OutreachStage(random.Random(7)).process(_scored_event(lead)) == "applied"
-    [message] = mail.outbox
-    assert message.message()["Message-ID"] == "<left-pending@localhost>"
-    pending.refresh_from_db()
-    assert pending.status == Outreach.Status.SENT
-    assert Outreach.objects.count() == 1
+def test_a_batch_schedules_each_lead_once_in_one_transaction():
+    _experiment()
+    leads = [_scored_lead() for _ in range(5)]
+    events = [_scored_event(lead) for lead in leads] + [_scored_event(leads[0])]
+    assert OutreachStage(random.Random(7)).process_batch(events) == ["applied"] * 6
+    assert sorted(Outreach.objects.values_list("lead_id", flat=True)) == sorted(lead.pk for lead in leads)
+    assert set(Outreach.objects.values_list("status", flat=True)) == {Outreach.Status.SCHEDULED}
+    assert Outreach.objects.values("message_id").distinct().count() == 5
+
+
+def test_scheduling_clears_the_reason_a_lead_was_not_contacted_before():
+    lead = _scored_lead(score=0.3)
+    _experiment()
+    stage = OutreachStage(random.Random(7))
+    stage.process(_scored_event(lead))
+    assert Lead.objects.get(pk=lead.pk).not_contacted_reason == "the score is below OUTREACH_MIN_SCORE"
+    Lead.objects.filter(pk=lead.pk).update(score=0.9)
+    stage.process(_scored_event(Lead.objects.get(pk=lead.pk)))
+    assert Lead.objects.get(pk=lead.pk).not_contacted_reason == ""
+    assert Outreach.objects.filter(lead=lead, status=Outreach.Status.SCHEDULED).count() == 1
 
 
 def _refused_lead(case: str) -> Lead:
@@ -499,15 +503,33 @@ REFUSALS = [
 ]
 
 
+NOT_CONTACTED_REASONS = {
+    "snoozed": "the lead is snoozed",
+    "disqualified": "the lead is disqualified",
+    "below-min-score": "the score is below OUTREACH_MIN_SCORE",
+    "never-scored": "the score is below OUTREACH_MIN_SCORE",
+    "no-email": "the lead has no email address we could send to",
+    "unsubscribed": "the lead unsubscribed",
+    "bounced": "mail to the lead bounced",
+    "contacted": "",
+    "previous-outreach": "",  # written to before: the lead says nothing about not being contacted
+    "no-experiment": "no active experiment targets the lead's persona",
+    "experiment-for-another-persona": "no active experiment targets the lead's persona",
+    "experiment-paused": "no active experiment targets the lead's persona",
+    "variants-paused": "no active experiment targets the lead's persona",
+}
+
+
 @pytest.mark.parametrize("case", REFUSALS)
-def test_a_lead_that_may_not_be_written_to_gets_no_mail(case):
+def test_a_lead_that_may_not_be_written_to_gets_no_outreach_and_says_why(case):
     lead = _refused_lead(case)
     outreach_before = Outreach.objects.count()
     event = _scored_event(lead)
     assert OutreachStage(random.Random(7)).process(event) == "applied"
-    assert mail.outbox == []
     assert Outreach.objects.count() == outreach_before
-    assert Lead.objects.get(pk=lead.pk).status == lead.status
+    refreshed = Lead.objects.get(pk=lead.pk)
+    assert refreshed.status == lead.status
+    assert refreshed.not_contacted_reason == NOT_CONTACTED_REASONS[case]
     assert not Variant.objects.filter(sends__gt=0).exists()
     assert _sent_rows() == []
     assert event_was_applied(stage="outreach", event_id=event.event_id)
@@ -531,9 +553,8 @@ def test_force_overrides_score_status_and_previous_outreach(fields):
     if previous:
         OutreachFactory(lead=lead, variant=variant, status=Outreach.Status.SENT, sent_at=timezone.now())
     assert OutreachStage(random.Random(7)).process(_scored_event(lead, force=True)) == "applied"
-    assert len(mail.outbox) == 1
-    assert Outreach.objects.filter(lead=lead, status=Outreach.Status.SENT).count() == 1 + previous
-    assert len(_sent_rows()) == 1
+    assert Outreach.objects.filter(lead=lead, status=Outreach.Status.SCHEDULED).count() == 1
+    assert Outreach.objects.filter(lead=lead).count() == 1 + previous
 
 
 @pytest.mark.parametrize(
@@ -550,8 +571,8 @@ def test_force_does_not_override_unsubscribe_bounce_snooze_or_a_missing_address(
     lead = _scored_lead(**fields)
     _experiment()
     assert OutreachStage(random.Random(7)).process(_scored_event(lead, force=True)) == "applied"
-    assert mail.outbox == []
     assert not Outreach.objects.exists()
+    assert Lead.objects.get(pk=lead.pk).not_contacted_reason != ""
 
 
 def test_experiments_targeting_another_persona_are_not_used():
@@ -562,7 +583,7 @@ def test_experiments_targeting_another_persona_are_not_used():
     stage = OutreachStage(random.Random(11))
     for _ in range(20):
         assert stage.process(_scored_event(_scored_lead(persona="mid_market"))) == "applied"
-    assert len(mail.outbox) == 20
+    assert Outreach.objects.filter(status=Outreach.Status.SCHEDULED).count() == 20
     assert set(Outreach.objects.values_list("variant__experiment", flat=True)) == {mid_market.pk}
 
 
@@ -578,7 +599,7 @@ def test_a_paused_variant_is_never_chosen():
     stage = OutreachStage(random.Random(5))
     for _ in range(20):
         stage.process(_scored_event(_scored_lead()))
-    assert len(mail.outbox) == 20
+    assert Outreach.objects.filter(status=Outreach.Status.SCHEDULED).count() == 20
     assert not Outreach.objects.filter(variant__is_active=False).exists()
 
 

@@ -8,11 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # 60 varied characters: a secret that Django's deployment check accepts.
 PRODUCTION_SECRET = "k7Qz-2vLx9_Rm4Pw8Ts1Yb6Nc3Hd5Jf0Ga_Ue7Io2Kl9Wq4Er8Ty1Zx6Cv3B"
 # The variables a subprocess inherits; everything the settings read is left out and set per test.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# What production needs while outreach is enabled: who the mail is from, and where its links point.
+SENDER_IDENTITY = {
+    "OUTREACH_SENDER_NAME": "Acme Sales",
+    "OUTREACH_POSTAL_ADDRESS": "1 Main Street, Springfield",
+    "PUBLIC_BASE_URL": "https://pipeline.acme.example.com",
+}
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -74,9 +82,41 @@ def test_production_settings_pass_the_deployment_checklist():
         DJANGO_SECRET_KEY=PRODUCTION_SECRET,
         DJANGO_SECURE_SSL_REDIRECT="1",
         DATABASE_URL=os.environ["DATABASE_URL"],
-        OUTREACH_SENDER_NAME="Example Sales",
-        OUTREACH_POSTAL_ADDRESS="Example Inc., 1 Example Street, Example City",
-        PUBLIC_BASE_URL="https://pipeline.example.com",
+        DJANGO_ALLOWED_HOSTS="pipeline.acme.example.com",
+        **SENDER_IDENTITY,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["OUTREACH_POSTAL_ADDRESS", "OUTREACH_SENDER_NAME", "PUBLIC_BASE_URL"])
+def test_missing_sender_identity_with_debug_off_stops_check_with_one_line(missing):
+    identity = {name: value for name, value in SENDER_IDENTITY.items() if name != missing}
+    result = _manage("check", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=PRODUCTION_SECRET, **identity)
+    _assert_one_line_naming(result, missing)
+
+
+def test_a_plain_http_public_base_url_with_debug_off_stops_check_with_one_line():
+    identity = {**SENDER_IDENTITY, "PUBLIC_BASE_URL": "http://pipeline.acme.example.com"}
+    result = _manage("check", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=PRODUCTION_SECRET, **identity)
+    _assert_one_line_naming(result, "PUBLIC_BASE_URL")
+
+
+def test_with_outreach_disabled_production_needs_no_sender_identity():
+    result = _manage("check", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=PRODUCTION_SECRET, OUTREACH_ENABLED="0")
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_deployment_check_fails_when_the_unsubscribe_links_host_is_not_allowed():
+    result = _manage(
+        "check",
+        "--deploy",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=PRODUCTION_SECRET,
+        DJANGO_ALLOWED_HOSTS="other.example.com",
+        **SENDER_IDENTITY,
+    )
+    assert result.returncode != 0
+    assert "pipeline_whisperer.E001" in result.stderr
+    assert "PUBLIC_BASE_URL's host pipeline.acme.example.com is not in DJANGO_ALLOWED_HOSTS" in result.stderr

@@ -215,7 +215,7 @@ def test_force_outreach_is_allowed_for_a_lead_written_to_before(api_client):
         ({"unsubscribed_at": timezone.now(), "status": Lead.Status.CONTACTED}, "the lead unsubscribed"),
         ({"bounced_at": timezone.now(), "status": Lead.Status.CONTACTED}, "mail to the lead bounced"),
         ({"status": Lead.Status.SNOOZED, "status_before_snooze": Lead.Status.SCORED}, "the lead is snoozed"),
-        ({"contact_email": "", "status": Lead.Status.SCORED}, "the lead has no email address"),
+        ({"contact_email": "", "status": Lead.Status.SCORED}, "the lead has no email address we could send to"),
     ],
     ids=["unsubscribed", "bounced", "snoozed", "no-email"],
 )

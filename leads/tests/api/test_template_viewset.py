@@ -207,7 +207,8 @@ def test_delete_unknown_template_is_404(api_client):
 # --- Preview ----------------------------------------------------------------------------
 
 
-def test_preview_renders_the_saved_template_for_a_lead(api_client):
+def test_preview_renders_the_saved_template_for_a_lead(api_client, settings):
+    settings.OUTREACH_SENDER_NAME = "The Pipeline Whisperer team"
     lead = LeadFactory(company_name="Acme & Sons", contact_name="Grace Hopper")
     template = OutreachTemplateFactory(
         subject="Hello {{ company.name }}", body="Hi {{ contact.first_name }}, from {{ sender.name }}."
@@ -218,6 +219,7 @@ def test_preview_renders_the_saved_template_for_a_lead(api_client):
     assert response.json() == {
         "subject": "Hello Acme & Sons",
         "body": "Hi Grace, from The Pipeline Whisperer team.",
+        "html_body": "",
     }
 
 
@@ -253,7 +255,7 @@ def test_draft_preview_renders_an_unsaved_template(api_client):
     }
     response = api_client.post(f"{TEMPLATES}/preview", payload, format="json")
     assert response.status_code == 200
-    assert response.json() == {"subject": "For Ada Lovelace", "body": "Acme scores 0.7"}
+    assert response.json() == {"subject": "For Ada Lovelace", "body": "Acme scores 0.7", "html_body": ""}
     assert not OutreachTemplate.objects.exists()
 
 
@@ -280,4 +282,49 @@ def test_template_context_offers_no_model_methods(api_client):
     lead = LeadFactory(company_name="Acme")
     payload = {"lead_id": lead.pk, "subject": "{{ lead.pk }}{{ lead.delete }}", "body": "{{ lead.outreach.all }}"}
     response = api_client.post(f"{TEMPLATES}/preview", payload, format="json")
-    assert response.json() == {"subject": "", "body": ""}
+    assert response.json() == {"subject": "", "body": "", "html_body": ""}
+
+
+# --- HTML bodies --------------------------------------------------------------------------
+
+
+def test_create_template_stores_an_html_body_and_shows_it(api_client):
+    payload = {"name": "Rich", "subject": "Hi", "body": "Text", "html_body": "<p>Hi {{ company.name }}</p>"}
+    response = api_client.post(TEMPLATES, payload, format="json")
+    assert response.status_code == 201, response.content
+    assert OutreachTemplate.objects.get().html_body == payload["html_body"]
+    assert api_client.get(f"{TEMPLATES}/{response.json()['id']}").json()["html_body"] == payload["html_body"]
+
+
+def test_create_template_with_an_html_body_that_does_not_compile_is_400_naming_it(api_client):
+    payload = {"name": "Broken", "subject": "Hi", "body": "Text", "html_body": "<p>{% if %}</p>"}
+    assert_problem(api_client.post(TEMPLATES, payload, format="json"), 400, errors=["html_body"])
+    assert not OutreachTemplate.objects.exists()
+
+
+def test_patch_template_to_an_html_body_with_an_include_is_400_and_changes_nothing(api_client):
+    template = OutreachTemplateFactory(html_body="<p>Fine</p>")
+    response = api_client.patch(f"{TEMPLATES}/{template.pk}", {"html_body": '{% include "x" %}'}, format="json")
+    assert_problem(response, 400, errors=["html_body"])
+    template.refresh_from_db()
+    assert template.html_body == "<p>Fine</p>"
+
+
+def test_preview_renders_the_html_body_escaping_lead_fields(api_client):
+    lead = LeadFactory(company_name="Acme <script>alert(1)</script> & Sons")
+    template = OutreachTemplateFactory(
+        subject="For {{ company.name }}", body="{{ company.name }}", html_body="<b>{{ company.name }}</b>"
+    )
+    response = api_client.post(f"{TEMPLATES}/{template.pk}/preview", {"lead_id": lead.pk}, format="json")
+    assert response.json() == {
+        "subject": "For Acme <script>alert(1)</script> & Sons",
+        "body": "Acme <script>alert(1)</script> & Sons",
+        "html_body": "<b>Acme &lt;script&gt;alert(1)&lt;/script&gt; &amp; Sons</b>",
+    }
+
+
+def test_draft_preview_renders_an_unsaved_html_body(api_client):
+    lead = LeadFactory(contact_name="Ada Lovelace")
+    payload = {"lead_id": lead.pk, "subject": "Hi", "body": "x", "html_body": "<p>{{ contact.first_name }}</p>"}
+    response = api_client.post(f"{TEMPLATES}/preview", payload, format="json")
+    assert response.json()["html_body"] == "<p>Ada</p>"

@@ -1,4 +1,4 @@
-"""Who may be written to, which variant they get, sending and expiry (leads.services.outreach)."""
+"""Who may be written to, which variant they get, scheduling and expiry (leads.services.outreach)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from leads.idempotency import event_was_applied, exactly_once
-from leads.models import Experiment, Lead, OutboxEvent, Outreach, Variant
+from leads.models import Experiment, Lead, OutboxEvent, Outreach, Suppression, Variant
 from leads.services.outreach import (
     OutreachRequest,
     outreach_expire_stale,
     outreach_force,
-    outreach_record_batch,
     outreach_refusal,
-    outreach_send_batch,
+    outreach_schedule_batch,
     variant_choose,
 )
+from leads.services.suppression import suppression_add
 from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
 from leads.topics import LEADS_SCORED
 from pipeline_whisperer.exceptions import Conflict
@@ -50,7 +49,7 @@ def _scored_lead(**fields: Any) -> Lead:
         ({}, ""),
         ({"unsubscribed_at": timezone.now()}, "the lead unsubscribed"),
         ({"bounced_at": timezone.now()}, "mail to the lead bounced"),
-        ({"contact_email": ""}, "the lead has no email address"),
+        ({"contact_email": ""}, "the lead has no email address we could send to"),
         ({"status": Lead.Status.SNOOZED}, "the lead is snoozed"),
         ({"status": Lead.Status.DISQUALIFIED}, "the lead is disqualified"),
         ({"status": Lead.Status.CONTACTED}, "the lead is contacted"),
@@ -94,6 +93,19 @@ def test_force_does_not_lift_unsubscribe_bounce_missing_address_or_snooze(fields
     assert outreach_refusal(_scored_lead(**fields), force=True) != ""
 
 
+def test_outreach_refusal_applies_the_suppression_list_even_when_forced():
+    lead = _scored_lead(contact_email="Wile@Acme.example")
+    suppression_add(kind=Suppression.Kind.ADDRESS, value="wile@acme.example", reason=Suppression.Reason.STAFF)
+    assert outreach_refusal(lead) == "the address is suppressed (staff)"
+    assert outreach_refusal(lead, force=True) == "the address is suppressed (staff)"
+
+
+def test_outreach_refusal_refuses_an_address_written_to_under_another_lead():
+    OutreachFactory(lead=_scored_lead(), recipient_key="grace@acme.example", recipient_domain="acme.example")
+    lead = _scored_lead(contact_email="grace@acme.example")
+    assert outreach_refusal(lead).startswith("the address was written to within 90 days")
+
+
 # --- outreach_force -------------------------------------------------------------------------
 
 
@@ -108,6 +120,13 @@ def test_outreach_force_queues_the_lead_on_leads_scored_with_force():
 def test_outreach_force_for_an_unsubscribed_lead_is_a_conflict_and_queues_nothing():
     with pytest.raises(Conflict, match="the lead unsubscribed"):
         outreach_force(lead=_scored_lead(unsubscribed_at=timezone.now()))
+    assert not OutboxEvent.objects.exists()
+
+
+def test_outreach_force_for_a_suppressed_domain_is_a_conflict_and_queues_nothing():
+    suppression_add(kind=Suppression.Kind.DOMAIN, value="acme.example", reason=Suppression.Reason.COMPLAINT)
+    with pytest.raises(Conflict, match=r"the domain acme\.example is suppressed \(complaint\)"):
+        outreach_force(lead=_scored_lead(contact_email="road@acme.example"))
     assert not OutboxEvent.objects.exists()
 
 
@@ -142,74 +161,90 @@ def test_variant_choose_draws_only_from_active_variants_of_experiments_for_the_p
     assert {variant_choose(lead=lead, rng=rng).pk for _ in range(50)} == chosen_from
 
 
-# --- outreach_send_batch and outreach_record_batch ------------------------------------------
+# --- outreach_schedule_batch --------------------------------------------------------------
 
 
-def outreach_attempt(*, lead_id: int, stage: str, event_id: str, rng: random.Random, force: bool = False):
-    """What the outreach stage does with one lead.scored event: send, then record with the event."""
-    [result] = outreach_send_batch(requests=[OutreachRequest(lead_id=lead_id, force=force)], rng=rng)
-    with exactly_once(stage=stage, event_id=event_id):
-        outreach_record_batch(results=[result])
-    return result.outreach
+def _schedule(*lead_ids: int, force: bool = False):
+    requests = [OutreachRequest(lead_id=lead_id, force=force) for lead_id in lead_ids]
+    return outreach_schedule_batch(requests=requests, rng=random.Random(1), now=timezone.now())
 
 
-def test_one_batch_sends_to_each_lead_over_one_connection_and_counts_each_variants_sends_once():
+def test_one_batch_schedules_each_lead_and_sends_nothing():
     variant = VariantFactory()
     leads = [_scored_lead() for _ in range(5)]
-    results = outreach_send_batch(requests=[OutreachRequest(lead_id=lead.pk) for lead in leads], rng=random.Random(1))
-    outreach_record_batch(results=results)
-    assert sorted(message.to[0] for message in mail.outbox) == sorted(lead.contact_email for lead in leads)
-    assert set(Outreach.objects.values_list("status", flat=True)) == {Outreach.Status.SENT}
+    results = _schedule(*(lead.pk for lead in leads))
+    assert [result.outreach.lead_id for result in results] == [lead.pk for lead in leads]
+    assert set(Outreach.objects.values_list("status", flat=True)) == {Outreach.Status.SCHEDULED}
+    assert mail.outbox == []
     variant.refresh_from_db()
-    assert variant.sends == 5
-    assert OutboxEvent.objects.filter(event_type="outreach.sent").count() == 5
+    assert variant.sends == 0  # counted when the mail goes out
+    assert not OutboxEvent.objects.filter(event_type="outreach.sent").exists()
 
 
-def test_a_second_request_for_a_lead_in_the_same_batch_sends_nothing_more():
+def test_a_second_request_for_a_lead_in_the_same_batch_schedules_nothing_more():
     VariantFactory()
     lead = _scored_lead()
-    requests = [OutreachRequest(lead_id=lead.pk), OutreachRequest(lead_id=lead.pk)]
-    results = outreach_send_batch(requests=requests, rng=random.Random(1))
+    results = _schedule(lead.pk, lead.pk)
     assert [bool(r.outreach) for r in results] == [True, False]
     assert results[1].refusal == "the lead was contacted already"
-    assert len(mail.outbox) == 1
+    assert Outreach.objects.count() == 1
 
 
-def test_outreach_attempt_sends_renders_and_records():
-    lead = _scored_lead(company_name="Globex", contact_name="Hank Scorpio")
+def test_a_scheduled_outreach_is_rendered_and_keyed_by_its_recipient():
+    lead = _scored_lead(company_name="Globex", contact_name="Hank Scorpio", contact_email="Hank@Globex.example")
     variant = VariantFactory()
-    outreach = outreach_attempt(lead_id=lead.pk, stage="outreach", event_id="evt-1", rng=random.Random(1))
-    assert outreach is not None and outreach.variant == variant
+    [result] = _schedule(lead.pk)
     stored = Outreach.objects.get()
-    assert (stored.status, stored.subject) == (Outreach.Status.SENT, "Hello Globex")
+    assert result.outreach == stored and stored.variant == variant
+    assert (stored.status, stored.subject) == (Outreach.Status.SCHEDULED, "Hello Globex")
     assert stored.body.startswith("Hi Hank,")
     assert stored.message_id.endswith("@localhost>")
-    assert [message.to for message in mail.outbox] == [[lead.contact_email]]
-    assert event_was_applied(stage="outreach", event_id="evt-1")
+    assert (stored.to_email, stored.recipient_key, stored.recipient_domain) == (
+        "Hank@Globex.example",
+        "hank@globex.example",
+        "globex.example",
+    )
 
 
-def test_a_pending_outreach_without_message_id_is_sent_with_a_generated_message_id():
-    pending = OutreachFactory(lead=_scored_lead(), status=Outreach.Status.PENDING, message_id=None)
-    outreach_attempt(lead_id=pending.lead_id, stage="outreach", event_id="evt-1", rng=random.Random(1))
-    [sent] = mail.outbox
-    assert sent.message()["Message-ID"].startswith("<")
-
-
-def test_outreach_attempt_for_a_refused_lead_returns_none_and_records_the_event():
+def test_a_refused_lead_gets_no_outreach_and_its_reason():
     lead = _scored_lead(score=0.1)
     VariantFactory()
-    assert outreach_attempt(lead_id=lead.pk, stage="outreach", event_id="evt-1", rng=random.Random(1)) is None
-    assert event_was_applied(stage="outreach", event_id="evt-1")
-    assert mail.outbox == []
+    [result] = _schedule(lead.pk)
+    assert (result.outreach, result.refusal) == (None, "the score is below OUTREACH_MIN_SCORE")
+    assert Lead.objects.get(pk=lead.pk).not_contacted_reason == "the score is below OUTREACH_MIN_SCORE"
+    assert not Outreach.objects.exists()
 
 
-def test_a_forced_outreach_counts_a_second_send_on_the_lead():
+def test_a_forced_outreach_to_a_contacted_lead_is_scheduled_and_keeps_the_lead_as_it_is():
     lead = _scored_lead(status=Lead.Status.CONTACTED, outreach_count=1, contacted_at=timezone.now() - timedelta(days=3))
     VariantFactory()
-    outreach_attempt(lead_id=lead.pk, stage="outreach", event_id="evt-1", rng=random.Random(1), force=True)
+    [result] = _schedule(lead.pk, force=True)
+    assert result.outreach.status == Outreach.Status.SCHEDULED
     refreshed = Lead.objects.get(pk=lead.pk)
-    assert refreshed.outreach_count == 2
-    assert refreshed.contacted_at == lead.contacted_at  # the first contact is kept
+    assert (refreshed.status, refreshed.outreach_count, refreshed.contacted_at) == (
+        Lead.Status.CONTACTED,
+        1,
+        lead.contacted_at,
+    )
+
+
+def test_the_reasons_of_a_batch_are_written_once_per_distinct_reason(django_assert_max_num_queries):
+    VariantFactory()
+    low = [_scored_lead(score=0.1) for _ in range(3)]
+    snoozed = [_scored_lead(status=Lead.Status.SNOOZED) for _ in range(3)]
+    fine = [_scored_lead() for _ in range(3)]
+    lead_ids = [lead.pk for lead in low + snoozed + fine]
+    _schedule(*lead_ids)  # warm: the variants, the templates
+    Outreach.objects.all().delete()
+    Lead.objects.update(not_contacted_reason="stale")
+    # Lock, leads, outreach, suppressions, conversations, companies, variants, two pacing counts,
+    # the insert, two reason updates, the clearing update, and the transaction's savepoints.
+    with django_assert_max_num_queries(16):
+        _schedule(*lead_ids)
+    reasons = dict(Lead.objects.values_list("pk", "not_contacted_reason"))
+    assert {reasons[lead.pk] for lead in low} == {"the score is below OUTREACH_MIN_SCORE"}
+    assert {reasons[lead.pk] for lead in snoozed} == {"the lead is snoozed"}
+    assert {reasons[lead.pk] for lead in fine} == {""}
 
 
 # --- outreach_expire_stale ------------------------------------------------------------------

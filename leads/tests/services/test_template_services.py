@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils.safestring import SafeData
 
 from leads.models import OutreachTemplate
 from leads.services.templates import (
@@ -149,3 +150,64 @@ def test_template_delete_of_a_template_a_variant_uses_is_a_conflict():
     with pytest.raises(Conflict, match="A variant uses this template"):
         template_delete(template=variant.template)
     assert OutreachTemplate.objects.filter(pk=variant.template_id).exists()
+
+
+# --- HTML bodies --------------------------------------------------------------------------
+
+
+def test_a_template_without_an_html_body_renders_none():
+    rendered = template_render(subject="Hi", body="Text", lead=LeadFactory())
+    assert rendered.html_body == ""
+
+
+def test_the_html_body_renders_over_the_same_context_escaping_lead_values():
+    lead = LeadFactory(company_name='Acme "<b>" & Sons', contact_name="Ada Lovelace")
+    rendered = template_render(
+        subject="{{ company.name }}",
+        body="{{ company.name }}",
+        html_body="<p>Hi {{ contact.first_name }} at {{ company.name }}</p>",
+        lead=lead,
+    )
+    assert rendered.html_body == "<p>Hi Ada at Acme &quot;&lt;b&gt;&quot; &amp; Sons</p>"
+    assert (rendered.subject, rendered.body) == ('Acme "<b>" & Sons', 'Acme "<b>" & Sons')
+
+
+def test_the_html_body_reaches_no_model_or_setting():
+    rendered = template_render(
+        subject="x", body="x", html_body="{{ lead.delete }}{{ settings.SECRET_KEY }}", lead=LeadFactory()
+    )
+    assert rendered.html_body == ""
+
+
+@pytest.mark.parametrize("source", [BROKEN, '{% include "x.html" %}', '{% url "admin:index" %}'])
+def test_template_check_names_the_html_body_when_it_fails(source):
+    with pytest.raises(InvalidInput) as caught:
+        template_check(subject="Hi", body="Text", html_body=source)
+    assert list(caught.value.extra["errors"]) == ["html_body"]
+
+
+def test_template_create_and_update_keep_the_html_body():
+    template = template_create(name="Rich", subject="Hi", body="Text", html_body="<p>Hi</p>")
+    template_update(template=template, html_body="<p>Hello</p>")
+    assert OutreachTemplate.objects.get().html_body == "<p>Hello</p>"
+
+
+def test_template_update_refuses_a_broken_html_body_and_keeps_the_old_one():
+    template = OutreachTemplateFactory(html_body="<p>Hi</p>")
+    with pytest.raises(InvalidInput):
+        template_update(template=template, html_body=BROKEN)
+    template.refresh_from_db()
+    assert template.html_body == "<p>Hi</p>"
+
+
+def test_a_subject_made_long_by_lead_values_is_cut_to_what_an_outreach_stores():
+    lead = LeadFactory(company_name="A" * 255, contact_title="T" * 255)
+    rendered = template_render(subject="{{ company.name }} {{ contact.title }}", body="x", lead=lead)
+    assert rendered.subject == ("A" * 255 + " " + "T" * 255)[:500]
+
+
+def test_rendered_parts_are_not_marked_safe_for_html_pages():
+    lead = LeadFactory(company_name="<script>x</script>")
+    rendered = template_render(subject="{{ company.name }}", body="{{ company.name }}", html_body="<p>x</p>", lead=lead)
+    # A page that shows a preview escapes it: it is mail content, not markup for our pages.
+    assert not any(isinstance(part, SafeData) for part in (rendered.subject, rendered.body, rendered.html_body))
