@@ -23,6 +23,7 @@ from health.probes import stage_lag
 from health.registry import register_check, register_collector, register_consumer_groups
 from leads.models import DeadLetter, Lead, LeadStatus, OutboxEvent, ProcessedEvent, Variant
 from leads.pipeline.stages import STAGES
+from leads.services.brake import deliverability_rates, sending_paused
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class PipelineCollector:
 
     def collect(self) -> Iterator[Metric]:
         try:
-            families = [_leads(), *_outbox(), _dead_letters(), *_posteriors()]
+            families = [_leads(), *_outbox(), _dead_letters(), *_posteriors(), *_deliverability()]
         except DatabaseError as error:
             logger.warning("pipeline metrics unavailable: %s", error)
             families = []
@@ -138,3 +139,23 @@ def _posteriors() -> list[Metric]:
         beta.add_metric([experiment, variant], b)
         mean.add_metric([experiment, variant], a / (a + b))
     return [alpha, beta, mean]
+
+
+def _deliverability() -> list[Metric]:
+    """The brake's view: four indexed counts and the pause row (see leads.services.brake)."""
+    rates = deliverability_rates(now=timezone.now())
+    window = "over the last 7 days, or since sending was last resumed"
+    return [
+        GaugeMetricFamily("pipeline_outreach_sent_7d", f"Outreach mail sent {window}.", rates.sent),
+        GaugeMetricFamily(
+            "pipeline_outreach_bounce_rate_7d", f"Hard bounces per mail sent {window}.", rates.bounce_rate
+        ),
+        GaugeMetricFamily(
+            "pipeline_outreach_complaint_rate_7d", f"Complaints per mail sent {window}.", rates.complaint_rate
+        ),
+        GaugeMetricFamily(
+            "pipeline_sending_paused",
+            "1 while outreach sending is paused (the deliverability brake or staff).",
+            1.0 if sending_paused() is not None else 0.0,
+        ),
+    ]

@@ -301,6 +301,7 @@ class OutreachSerializer(serializers.ModelSerializer):
     lightfield_id = serializers.CharField(source="lead.lightfield_id", read_only=True)
     experiment = serializers.IntegerField(source="variant.experiment_id", read_only=True, allow_null=True)
     reward = _blank_choice(Outreach.Reward.choices)
+    bounce_type = _blank_choice(Outreach.BounceType.choices)
 
     class Meta:
         model = Outreach
@@ -326,6 +327,9 @@ class OutreachSerializer(serializers.ModelSerializer):
             "replied_at",
             "converted_at",
             "bounced_at",
+            "bounce_type",
+            "soft_bounces",
+            "complained_at",
             "unsubscribed_at",
             "failed_at",
             "expired_at",
@@ -397,6 +401,12 @@ class EngagementInputSerializer(serializers.Serializer):
     event_type = serializers.ChoiceField(choices=EngagementEvent.Type.choices)
     outreach_id = serializers.IntegerField(min_value=1, required=False)
     message_id = serializers.CharField(max_length=255, required=False)
+    bounce_type = serializers.ChoiceField(
+        choices=Outreach.BounceType.choices,
+        required=False,
+        help_text="Only for `bounced`: `hard` (the address does not exist; it is suppressed) or `soft` (a "
+        "temporary failure; the mail is retried later, up to OUTREACH_SOFT_BOUNCE_RETRIES). Absent means hard.",
+    )
     occurred_at = serializers.DateTimeField(required=False)
     payload = serializers.DictField(required=False)
 
@@ -409,6 +419,8 @@ class EngagementInputSerializer(serializers.Serializer):
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if ("outreach_id" in data) == ("message_id" in data):
             raise serializers.ValidationError("Give exactly one of outreach_id and message_id.")
+        if "bounce_type" in data and data["event_type"] != EngagementEvent.Type.BOUNCED:
+            raise serializers.ValidationError({"bounce_type": "Only a bounced event has a bounce_type."})
         return data
 
 

@@ -147,8 +147,11 @@ class EngagementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         request=s.EngagementInputSerializer(many=True),
         responses={202: s.EngagementResultSerializer},
         description="A list of engagement events (a single object is taken too): delivered, opened, clicked, replied, "
-        "converted, bounced or unsubscribed, each naming its outreach by outreach_id or message_id. A repeated "
-        "event_id changes nothing.",
+        "converted, bounced, deferred, complained or unsubscribed, each naming its outreach by outreach_id or "
+        "message_id. A bounce carries bounce_type `hard` or `soft`; without one it is taken as hard. A hard bounce, "
+        "a complaint and an unsubscribe suppress the address and count as the outreach's failure; a soft bounce "
+        "retries the mail later and suppresses nothing; a deferral is recorded only. A repeated event_id changes "
+        "nothing.",
     )
     def create(self, request: Request) -> Response:
         events = _one_or_many(request.data)

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from leads.console.sending import sending_context
 from leads.models import Outreach
 from leads.services.dispatch import dispatch_paused
 from leads.services.queue import outreach_cancel, outreach_send_now
@@ -74,6 +75,7 @@ def queue(request: HttpRequest) -> TemplateResponse:
         "title": "Outreach queue",
         **queue_overview(now=timezone.now()),
         "can_change": request.user.has_perm("leads.change_outreach"),
+        **sending_context(request),
     }
     return TemplateResponse(request, "admin/leads/console/queue.html", context)
 

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from leads.console import queue, views
+from leads.console import queue, sending, views
 
 app_name = "console"
 
@@ -13,4 +13,6 @@ urlpatterns = [
     path("queue/", admin.site.admin_view(queue.queue), name="queue"),
     path("queue/<int:pk>/send-now/", admin.site.admin_view(queue.queue_send_now), name="queue-send-now"),
     path("queue/<int:pk>/cancel/", admin.site.admin_view(queue.queue_cancel), name="queue-cancel"),
+    path("sending/pause/", admin.site.admin_view(sending.pause), name="sending-pause"),
+    path("sending/resume/", admin.site.admin_view(sending.resume), name="sending-resume"),
 ]

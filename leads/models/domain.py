@@ -317,6 +317,12 @@ class Outreach(models.Model):
             ),
             models.Index(fields=["recipient_key", "-created_at"], name="outreach_recipient_idx"),
             models.Index(fields=["recipient_domain", "-created_at"], name="outreach_domain_idx"),
+            # The deliverability brake's 7-day counts (each scrape of /metrics runs them too).
+            models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="outreach_sent_idx"),
+            models.Index(fields=["bounced_at"], condition=Q(bounce_type="hard"), name="outreach_hard_bounce_idx"),
+            models.Index(
+                fields=["complained_at"], condition=Q(complained_at__isnull=False), name="outreach_complained_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -25,9 +25,10 @@ from django.utils import timezone
 from leads.dead_letters import dead_letter_record
 from leads.idempotency import events_applied, events_claim
 from leads.lightfield import InvalidEvent, parse_event
-from leads.models import ProcessedEvent
+from leads.models import EngagementEvent, Outreach, ProcessedEvent
 from leads.pipeline.events import Event
 from leads.scoring.factory import configured_scorer
+from leads.services.brake import brake_check
 from leads.services.feedback import engagement_apply_batch
 from leads.services.ingest import ScoredEvent, facts_from_fields, lead_upsert_scored_batch
 from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_schedule_batch
@@ -280,12 +281,20 @@ class OutreachStage(Stage):
 
 
 class FeedbackStage(Stage):
-    """outreach.events -> apply engagement to outreach, lead and variant; closes stale outreach."""
+    """outreach.events -> apply engagement to outreach, lead and variant; closes stale outreach;
+    checks the deliverability brake.
+
+    The brake is checked after a batch's transaction committed (so it counts that batch's bounces
+    and complaints), in `process_batch`, which both the Kafka loop and the in-process bus call
+    (`tick` runs only in the Kafka loop); and with the expiry, since old sends leaving the 7-day
+    window raise the rates too. A check the database failed is made again after the next batch.
+    """
 
     name, topic = "feedback", OUTREACH_EVENTS
 
     def __init__(self) -> None:
         self._next_expiry = time.monotonic()
+        self._brake_due = False
 
     def decode(self, event: Event) -> dict[str, Any] | None:
         payload = _json_object(event)
@@ -293,10 +302,20 @@ class FeedbackStage(Stage):
             return None  # outreach.sent and the like: recorded, nothing to apply
         if not isinstance(payload.get("outreach_id"), int) or not payload.get("event_id"):
             raise PoisonEvent("an engagement needs outreach_id and event_id")
+        if payload.get("bounce_type") not in (None, *Outreach.BounceType.values):
+            raise PoisonEvent(f"bounce_type must be hard or soft (got {payload['bounce_type']!r})")
         return payload
 
     def handle(self, items: Sequence[Item]) -> None:
-        engagement_apply_batch(events=[item.decoded for item in items if item.decoded is not None])
+        applied = engagement_apply_batch(events=[item.decoded for item in items if item.decoded is not None])
+        if any(engagement.event_type in _BRAKE_EVENTS for engagement in applied):
+            self._brake_due = True
+
+    def process_batch(self, events: Sequence[Event]) -> list[Outcome]:
+        outcomes = super().process_batch(events)
+        if self._brake_due:
+            self._check_brake()
+        return outcomes
 
     def tick(self) -> None:
         if time.monotonic() < self._next_expiry:
@@ -305,6 +324,20 @@ class FeedbackStage(Stage):
         expired = outreach_expire_stale()
         if expired:
             logger.info("expired %s outreach past the attribution window", expired)
+        self._check_brake()
+
+    def _check_brake(self) -> None:
+        try:
+            brake_check(now=timezone.now())
+        except Exception as error:
+            if dependency_down(error):
+                raise DependencyDown(f"{type(error).__name__}: {error}") from error
+            raise
+        self._brake_due = False
+
+
+# What a batch must have applied for the brake to be checked after it.
+_BRAKE_EVENTS = (EngagementEvent.Type.BOUNCED, EngagementEvent.Type.COMPLAINED)
 
 
 STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (ScorerStage, OutreachStage, FeedbackStage)}

@@ -295,7 +295,10 @@ def _mark_sent(deliveries: Sequence[Delivery], *, now: datetime) -> None:
     Outreach.objects.filter(pk__in=[o.pk for o in sent]).update(
         status=Outreach.Status.SENT, sent_at=now, error="", updated_at=timezone.now()
     )
-    sends_per_lead = Counter(o.lead_id for o in sent)
+    # A soft bounce's retry (sent before) is the same outreach again: the lead and the variant
+    # counted it the first time.
+    first = [o for o in sent if o.sent_at is None]
+    sends_per_lead = Counter(o.lead_id for o in first)
     for count in set(sends_per_lead.values()):
         Lead.objects.filter(pk__in=[pk for pk, n in sends_per_lead.items() if n == count]).update(
             contacted_at=Coalesce(F("contacted_at"), now),
@@ -305,7 +308,7 @@ def _mark_sent(deliveries: Sequence[Delivery], *, now: datetime) -> None:
             updated_at=now,
         )
     lead_metrics_invalidate()
-    for variant_id, count in Counter(o.variant_id for o in sent if o.variant_id is not None).items():
+    for variant_id, count in Counter(o.variant_id for o in first if o.variant_id is not None).items():
         Variant.objects.filter(pk=variant_id).update(sends=F("sends") + count, updated_at=now)
     outbox_emit_many(
         [

@@ -1,42 +1,64 @@
 """Engagement: accepting events from the API, and applying them to outreach, lead and variant.
 
 The API only validates and queues (`outreach.events`); the feedback stage applies. Each
-outreach yields exactly one reward to its variant: the first of conversion (success), bounce or
-unsubscribe (failure), or expiry. The reward is claimed with a conditional UPDATE on the
-outreach row, so concurrent workers cannot both reward it, and the posterior moves with F().
+outreach yields exactly one reward to its variant: the first of conversion (success), hard
+bounce, complaint or unsubscribe (failure), a soft bounce past its retries (failure), or expiry.
+The reward is claimed with a conditional UPDATE on the outreach row, so concurrent workers cannot
+both reward it, and the posterior moves with F().
+
+A hard bounce, a complaint and an unsubscribe suppress the address. A soft bounce suppresses
+nothing: the outreach goes back to the queue (scheduled, for the dispatcher) until it has had
+OUTREACH_SOFT_BOUNCE_RETRIES retries. A deferral (the provider retries by itself) is recorded only.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from leads.addresses import InvalidAddress
 from leads.caching import lead_metrics_invalidate
-from leads.models import EngagementEvent, Lead, Outreach, Variant
+from leads.models import EngagementEvent, Lead, Outreach, Suppression, Variant
 from leads.outbox import Emission, outbox_emit_many
 from leads.services.outreach import FINAL_STATUSES
+from leads.services.suppression import suppression_add
 from leads.topics import OUTREACH_EVENTS
 
-# An expired outreach has had its reward: a late open, click or reply does not reopen it.
+logger = logging.getLogger(__name__)
+
+# An expired outreach has had its reward: a late open, click or reply does not reopen it. A
+# scheduled one (a soft bounce's retry) that is opened after all was delivered: it leaves the queue.
 _STATUS_RANK = {
     status: rank
     for rank, status in enumerate(
-        ["pending", "sent", "delivered", "opened", "clicked", "replied", "expired", "converted"]
+        ["scheduled", "pending", "sent", "delivered", "opened", "clicked", "replied", "expired", "converted"]
     )
 }
 _REWARDS = {
     "converted": Outreach.Reward.SUCCESS,
     "bounced": Outreach.Reward.FAILURE,
+    "complained": Outreach.Reward.FAILURE,
     "unsubscribed": Outreach.Reward.FAILURE,
 }
+_SUPPRESSES = {
+    "bounced": Suppression.Reason.HARD_BOUNCE,
+    "complained": Suppression.Reason.COMPLAINT,
+    "unsubscribed": Suppression.Reason.UNSUBSCRIBED,
+}
+# A soft bounce is retried only for mail that went out and was not seen arriving since.
+_RETRYABLE = (Outreach.Status.SENT, Outreach.Status.DELIVERED)
+# The longest wait between soft-bounce retries, however often they double.
+_MAX_RETRY_DELAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -67,19 +89,17 @@ def engagement_submit(*, events: Sequence[dict[str, Any]]) -> list[EngagementIte
             items.append(EngagementItem(index=index, event_id=event["event_id"], error="no such outreach"))
             continue
         occurred_at = event.get("occurred_at") or timezone.now()
+        message = {
+            "event_id": event["event_id"],
+            "event_type": event["event_type"],
+            "outreach_id": outreach.pk,
+            "occurred_at": occurred_at.isoformat(),
+            "payload": event.get("payload") or {},
+        }
+        if event["event_type"] == EngagementEvent.Type.BOUNCED:
+            message["bounce_type"] = event.get("bounce_type") or Outreach.BounceType.HARD
         emissions.append(
-            Emission(
-                OUTREACH_EVENTS,
-                outreach.lead.lightfield_id,
-                f"engagement.{event['event_type']}",
-                {
-                    "event_id": event["event_id"],
-                    "event_type": event["event_type"],
-                    "outreach_id": outreach.pk,
-                    "occurred_at": occurred_at.isoformat(),
-                    "payload": event.get("payload") or {},
-                },
-            )
+            Emission(OUTREACH_EVENTS, outreach.lead.lightfield_id, f"engagement.{event['event_type']}", message)
         )
         items.append(EngagementItem(index=index, event_id=event["event_id"], outreach_id=outreach.pk))
     if emissions:
@@ -115,22 +135,73 @@ def engagement_apply(*, event: dict[str, Any]) -> EngagementEvent | None:
 def _apply(event: dict[str, Any], outreach: Outreach, tally: Counter[tuple[int, str]]) -> EngagementEvent | None:
     event_type = event["event_type"]
     occurred_at = _when(event.get("occurred_at"))
+    payload = event.get("payload") or {}
+    soft = False
+    if event_type == EngagementEvent.Type.BOUNCED:
+        soft = bounce_type_of(event) == Outreach.BounceType.SOFT
+        payload = {**payload, "bounce_type": Outreach.BounceType.SOFT if soft else Outreach.BounceType.HARD}
     engagement, created = EngagementEvent.objects.get_or_create(
         event_id=event["event_id"],
-        defaults={
-            "outreach": outreach,
-            "event_type": event_type,
-            "occurred_at": occurred_at,
-            "payload": event.get("payload") or {},
-        },
+        defaults={"outreach": outreach, "event_type": event_type, "occurred_at": occurred_at, "payload": payload},
     )
     if not created:
         return None
+    _advance_lead(outreach.lead_id, "soft_bounced" if soft else event_type, occurred_at)
+    if soft:
+        _soft_bounce(outreach, occurred_at, tally)
+        return engagement
     _advance_outreach(outreach, event_type, occurred_at)
-    _advance_lead(outreach.lead_id, event_type, occurred_at)
     if event_type in _REWARDS:
         outreach_reward(outreach=outreach, reward=_REWARDS[event_type], at=occurred_at, tally=tally)
+    if event_type in _SUPPRESSES:
+        _suppress(outreach, _SUPPRESSES[event_type])
     return engagement
+
+
+def bounce_type_of(event: dict[str, Any]) -> str:
+    """A bounce's type: hard unless the event says soft (a bounce without a type is hard)."""
+    return (
+        Outreach.BounceType.SOFT if event.get("bounce_type") == Outreach.BounceType.SOFT else Outreach.BounceType.HARD
+    )
+
+
+def _soft_bounce(outreach: Outreach, at: datetime, tally: Counter[tuple[int, str]]) -> None:
+    """Back to the queue, later each time, or, past OUTREACH_SOFT_BOUNCE_RETRIES, bounced for good
+    (a failure, still no suppression). Mail that is not in flight (opened since, already retried,
+    rewarded) keeps its state: the bounce is only recorded."""
+    if outreach.status not in _RETRYABLE or outreach.reward:
+        return
+    now = timezone.now()
+    if outreach.soft_bounces >= settings.OUTREACH_SOFT_BOUNCE_RETRIES:
+        Outreach.objects.filter(pk=outreach.pk).update(
+            status=Outreach.Status.BOUNCED,
+            bounce_type=Outreach.BounceType.SOFT,
+            bounced_at=Coalesce(F("bounced_at"), at),
+            updated_at=now,
+        )
+        outreach.status = Outreach.Status.BOUNCED
+        outreach_reward(outreach=outreach, reward=Outreach.Reward.FAILURE, at=at, tally=tally)
+        return
+    base = timedelta(minutes=settings.OUTREACH_SOFT_BOUNCE_RETRY_MINUTES)
+    delay = min(base * 2**outreach.soft_bounces, max(base, _MAX_RETRY_DELAY))
+    Outreach.objects.filter(pk=outreach.pk).update(
+        status=Outreach.Status.SCHEDULED,
+        scheduled_for=at + delay,
+        soft_bounces=F("soft_bounces") + 1,
+        claimed_at=None,
+        updated_at=now,
+    )
+    outreach.status = Outreach.Status.SCHEDULED
+    outreach.soft_bounces += 1
+
+
+def _suppress(outreach: Outreach, reason: str) -> None:
+    """Never mail this address again (an existing entry keeps its first reason)."""
+    address = outreach.recipient_key or outreach.to_email
+    try:
+        suppression_add(kind=Suppression.Kind.ADDRESS, value=address, reason=reason, source="feedback")
+    except InvalidAddress as error:  # nothing we could mail anyway: the reward still stands
+        logger.warning("outreach %s: %r not suppressed (%s)", outreach.pk, address, error)
 
 
 def outreach_reward(
@@ -139,6 +210,8 @@ def outreach_reward(
     """Give the outreach's variant its one reward; False if it had one already. With `tally`,
     the variant's counters are left for the caller to move once per batch (`_move_variants`)."""
     claimed = Outreach.objects.filter(pk=outreach.pk, reward="").update(reward=reward, rewarded_at=at)
+    if claimed:
+        outreach.reward = reward  # the next event of the batch sees it
     if not claimed or outreach.variant_id is None:
         return bool(claimed)
     pending: Counter[tuple[int, str]] = Counter() if tally is None else tally
@@ -162,7 +235,11 @@ def _move_variants(tally: Counter[tuple[int, str]]) -> None:
 
 
 def _advance_outreach(outreach: Outreach, event_type: str, at: datetime) -> None:
-    changes: dict[str, Any] = {f"{event_type}_at": Coalesce(F(f"{event_type}_at"), at), "updated_at": timezone.now()}
+    changes: dict[str, Any] = {"updated_at": timezone.now()}
+    if event_type != EngagementEvent.Type.DEFERRED:  # a deferral has no time of its own on the outreach
+        changes[f"{event_type}_at"] = Coalesce(F(f"{event_type}_at"), at)
+    if event_type == EngagementEvent.Type.BOUNCED:  # soft bounces never come here
+        changes["bounce_type"] = Outreach.BounceType.HARD
     current = outreach.status
     if current not in FINAL_STATUSES and (
         event_type in _REWARDS or _STATUS_RANK.get(event_type, -1) > _STATUS_RANK.get(current, -1)

@@ -34,7 +34,12 @@ from pipeline_whisperer.exceptions import Conflict
 logger = logging.getLogger(__name__)
 
 # Outreach in these states has had its say: no later event changes its status.
-FINAL_STATUSES = (Outreach.Status.CONVERTED, Outreach.Status.BOUNCED, Outreach.Status.UNSUBSCRIBED)
+FINAL_STATUSES = (
+    Outreach.Status.CONVERTED,
+    Outreach.Status.BOUNCED,
+    Outreach.Status.COMPLAINED,
+    Outreach.Status.UNSUBSCRIBED,
+)
 
 
 def outreach_refusal(lead: Lead, *, force: bool = False, has_outreach: bool | None = None) -> str:

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from health.registry import registered_checks, registered_collectors, registered_consumer_groups
 from health.tests.support import metric_samples
-from leads.models import DeadLetter, LeadStatus, OutboxEvent
+from leads.models import DeadLetter, LeadStatus, OutboxEvent, Outreach
 from leads.monitoring import PIPELINE_COLLECTOR, OutboxBacklog, StageProgress, register
 from leads.pipeline.stages import STAGES
+from leads.services.brake import sending_pause, sending_resume
 from leads.tests.factories import LeadFactory, VariantFactory
 
 
@@ -72,3 +73,35 @@ def test_detailed_warns_when_the_oldest_outbox_event_waited_too_long(staff_clien
     assert response.status_code == 200  # a warning, not an outage
     assert (backlog["status"], backlog["pending"]) == ("warning", 1)
     assert backlog["oldest_age_seconds"] >= 300
+
+
+def _sent(count: int, **fields) -> None:
+    lead = LeadFactory()
+    at = timezone.now() - timedelta(hours=2)
+    Outreach.objects.bulk_create(
+        Outreach(lead=lead, to_email=f"m{n}@example.com", subject="s", body="b", sent_at=at, **fields)
+        for n in range(count)
+    )
+
+
+@pytest.mark.django_db
+def test_metrics_show_the_deliverability_rates_and_that_sending_is_on(client):
+    recent = timezone.now() - timedelta(hours=1)
+    _sent(16)
+    _sent(3, status=Outreach.Status.BOUNCED, bounce_type="hard", bounced_at=recent)
+    _sent(1, status=Outreach.Status.COMPLAINED, complained_at=recent)
+    samples = metric_samples(client.get("/metrics"))
+    assert samples[("pipeline_outreach_sent_7d", ())] == 20
+    assert samples[("pipeline_outreach_bounce_rate_7d", ())] == 3 / 20
+    assert samples[("pipeline_outreach_complaint_rate_7d", ())] == 1 / 20
+    assert samples[("pipeline_sending_paused", ())] == 0
+
+
+@pytest.mark.django_db
+def test_metrics_say_when_sending_is_paused_and_resuming_starts_the_count_afresh(client):
+    _sent(5)
+    sending_pause(by="ops", reason="checking a list")
+    assert metric_samples(client.get("/metrics"))[("pipeline_sending_paused", ())] == 1
+    sending_resume(by="ops")
+    samples = metric_samples(client.get("/metrics"))
+    assert (samples[("pipeline_sending_paused", ())], samples[("pipeline_outreach_sent_7d", ())]) == (0, 0)

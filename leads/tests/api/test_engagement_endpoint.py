@@ -102,6 +102,37 @@ def test_every_engagement_type_is_accepted(api_client, outreach, event_type):
     assert queued()[0].payload["event_type"] == event_type
 
 
+def test_a_bounce_without_a_bounce_type_is_queued_as_hard(api_client, outreach):
+    accepted(post(api_client, [{"event_id": "evt-b", "event_type": "bounced", "outreach_id": outreach.pk}]))
+    assert queued()[0].payload["bounce_type"] == "hard"
+
+
+def test_a_soft_bounce_is_queued_as_soft(api_client, outreach):
+    event = {"event_id": "evt-s", "event_type": "bounced", "bounce_type": "soft", "outreach_id": outreach.pk}
+    accepted(post(api_client, [event]))
+    assert queued()[0].payload["bounce_type"] == "soft"
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ({"event_type": "bounced", "bounce_type": "medium"}, "is not a valid choice"),
+        ({"event_type": "complained", "bounce_type": "hard"}, "Only a bounced event has a bounce_type"),
+    ],
+)
+def test_a_bad_bounce_type_is_refused(api_client, outreach, event, error):
+    response = post(api_client, [{"event_id": "evt-x", "outreach_id": outreach.pk, **event}])
+    assert response.status_code == 400
+    assert error in json.dumps(response.json())
+    assert queued() == []
+
+
+def test_the_schema_says_a_bounce_without_a_type_is_hard(staff_client):
+    schema = staff_client.get("/api/schema/", {"format": "json"}).json()
+    field = schema["components"]["schemas"]["EngagementInputRequest"]["properties"]["bounce_type"]
+    assert "Absent means hard" in field["description"]
+
+
 def test_an_engagement_without_occurred_at_is_stamped_with_the_time_it_arrived(api_client, outreach):
     before = timezone.now()
     accepted(post(api_client, [{"event_id": "evt-now", "event_type": "opened", "outreach_id": outreach.pk}]))

@@ -119,7 +119,9 @@ def test_an_outreach_unsubscribed_another_way_first_queues_nothing_more():
     outreach = _sent()
     engagement_apply(event={"event_id": "api-unsub", "event_type": "unsubscribed", "outreach_id": outreach.pk})
     result = unsubscribe_record(outreach=outreach, source="one-click")
-    assert (result.suppressed, result.emitted) == (True, False)
+    # The feedback stage suppressed the address when it applied the first unsubscribe.
+    assert (result.suppressed, result.emitted) == (False, False)
+    assert list(Suppression.objects.values_list("reason", "source")) == [("unsubscribed", "feedback")]
     assert _unsubscribe_events() == []
 
 
