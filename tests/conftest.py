@@ -65,8 +65,9 @@ def pipeline(
         database_name=connection.settings_dict["NAME"], bootstrap=broker.bootstrap, smtp_port=smtp_sink.port
     )
 
-    def start(stage: str, *args: str) -> PipelineProcess:
-        process = PipelineProcess(stage, env, tmp_path, args).start()
+    def start(stage: str, *args: str, **settings_env: str) -> PipelineProcess:
+        """`settings_env`: environment variables of this process only (OUTREACH_MIN_SCORE="0.1")."""
+        process = PipelineProcess(stage, {**env, **settings_env}, tmp_path, args).start()
         started.append(process)
         return process
 
