@@ -1,7 +1,7 @@
 """Soak run: mixed load for minutes while the parts around the service fail, then the books are checked.
 
 The production shape on loopback: gunicorn (deploy/gunicorn.conf.py, 2 workers), the relay and
-the three stages as `run_pipeline` processes, and of its own a PostgreSQL cluster (initdb, a free
+the four stages (scorer, outreach, dispatch, feedback) as `run_pipeline` processes, and of its own a PostgreSQL cluster (initdb, a free
 port), a Redis, a tansu broker and an SMTP sink. Load threads read (lead list, stats,
 experiments, dashboard), ingest batches of 5 new leads and post engagement for sent outreach.
 During the run the scorer is killed (SIGKILL) and restarted, Redis is restarted, PostgreSQL is
@@ -224,7 +224,7 @@ def soak(minutes: float, threads: int) -> dict:
     _manage(env, "migrate", "-v0")
     _manage(env, "seed_demo", "--leads", "0", "-v0")
     key = _manage(env, "apikey", "create", "soak", "--scope", "write").split()[-1]
-    stages = {name: PipelineProcess(name, env, logs).start() for name in ("relay", "scorer", "outreach", "feedback")}
+    stages = {name: PipelineProcess(name, env, logs).start() for name in ("relay", "scorer", "outreach", "dispatch", "feedback")}
     api = Gunicorn("pipeline_whisperer.wsgi:application", env, log_path=logs / "gunicorn.log")
     load, faults = Load(api.url, key, threads), Faults(minutes)
     parts = {"stages": stages, "redis": redis, "broker": broker, "postgres": postgres, "smtp": [smtp]}
