@@ -1,12 +1,12 @@
 """Soak run: mixed load for minutes while the parts around the service fail, then the books are checked.
 
 The production shape on loopback: gunicorn (deploy/gunicorn.conf.py, 2 workers), the relay and
-the four stages (scorer, outreach, dispatch, feedback) as `run_pipeline` processes, and of its own a PostgreSQL cluster (initdb, a free
-port), a Redis, a tansu broker and an SMTP sink. Load threads read (lead list, stats,
-experiments, dashboard), ingest batches of 5 new leads and post engagement for sent outreach.
-During the run the scorer is killed (SIGKILL) and restarted, Redis is restarted, PostgreSQL is
-restarted, the mail server is stopped for 60 s, a 2 MB message is produced to leads.raw and a
-1.5 MB event posted to ingest, and the broker is frozen for 30 s.
+the four stages (scorer, outreach, dispatch, feedback) as `run_pipeline` processes, and of its
+own a PostgreSQL cluster (initdb, a free port), a Redis, a tansu broker and an SMTP sink. Load
+threads read (lead list, stats, experiments, dashboard), ingest batches of 5 new leads and post
+engagement for sent outreach. During the run the scorer is killed (SIGKILL) and restarted, Redis
+is restarted, PostgreSQL is restarted, the mail server is stopped for 60 s, a 2 MB message is
+produced to leads.raw and a 1.5 MB event posted to ingest, and the broker is frozen for 30 s.
 
 Afterwards: every accepted lead is in the database and past `raw`, no lead was contacted twice
 (outreach rows and mails received), no 5xx but 503 (with Retry-After) inside a fault window, every
@@ -224,7 +224,8 @@ def soak(minutes: float, threads: int) -> dict:
     _manage(env, "migrate", "-v0")
     _manage(env, "seed_demo", "--leads", "0", "-v0")
     key = _manage(env, "apikey", "create", "soak", "--scope", "write").split()[-1]
-    stages = {name: PipelineProcess(name, env, logs).start() for name in ("relay", "scorer", "outreach", "dispatch", "feedback")}
+    names = ("relay", "scorer", "outreach", "dispatch", "feedback")
+    stages = {name: PipelineProcess(name, env, logs).start() for name in names}
     api = Gunicorn("pipeline_whisperer.wsgi:application", env, log_path=logs / "gunicorn.log")
     load, faults = Load(api.url, key, threads), Faults(minutes)
     parts = {"stages": stages, "redis": redis, "broker": broker, "postgres": postgres, "smtp": [smtp]}
