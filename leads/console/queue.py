@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from leads.console.sending import sending_context
 from leads.models import Outreach
-from leads.services.dispatch import dispatch_paused
+from leads.services.brake import sending_paused
 from leads.services.queue import outreach_cancel, outreach_send_now
 from pipeline_whisperer.exceptions import Conflict
 
@@ -57,7 +57,7 @@ def queue_overview(*, now: datetime, rows: int = NEXT_ROWS) -> dict[str, Any]:
         "in_flight": Outreach.objects.filter(status=Outreach.Status.PENDING).count(),
         "by_domain": [{"domain": domain or "(unknown)", "count": n, "due": due} for domain, n, due in by_domain],
         "next_rows": next_rows,
-        "pause": dispatch_paused(),
+        "pause": sending_paused(),
         "now": now,
     }
 

@@ -37,6 +37,7 @@ from leads.addresses import InvalidAddress
 from leads.caching import lead_metrics_invalidate
 from leads.models import Lead, Outreach, SendingPause, Variant
 from leads.outbox import Emission, outbox_emit_many
+from leads.services.brake import sending_paused
 from leads.services.mail import outreach_message
 from leads.services.suppression import address_key, suppressions_matching
 from leads.topics import OUTREACH_EVENTS
@@ -108,16 +109,11 @@ def dispatch_due(*, now: datetime | None = None, limit: int | None = None) -> Di
     )
 
 
-def dispatch_paused() -> SendingPause | None:
-    """The pause in force, if sending is paused (the brake or staff)."""
-    return SendingPause.objects.filter(in_force=True).first()
-
-
 def _claim_due(*, now: datetime, limit: int) -> tuple[list[Delivery], int, bool]:
     """The first transaction: the claimed rows to send, how many were cancelled, whether paused."""
     stale = now - timedelta(seconds=settings.OUTREACH_DISPATCH_CLAIM_TIMEOUT_SECONDS)
     with transaction.atomic():
-        pause = dispatch_paused()
+        pause = sending_paused()
         _announce_pause(pause)
         if pause is not None:
             return [], 0, True
