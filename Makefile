@@ -67,7 +67,8 @@ migrations-check: $(RUNTIME_STAMP)  ## fail when a model change has no migration
 	$(TEST_ENV) DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.sqlite3 $(BIN)/python manage.py makemigrations --check --dry-run
 
 check: $(DEV_STAMP)  ## Django's deployment checklist under production-like settings
-	$(TEST_ENV) DJANGO_SECURE_SSL_REDIRECT=1 $(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(TEST_ENV) DJANGO_SECURE_SSL_REDIRECT=1 DJANGO_ALLOWED_HOSTS=pipeline.test.example \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 typecheck: $(DEV_STAMP)  ## mypy with the Django and DRF stubs (settings read from the test environment)
 	$(TEST_ENV) $(BIN)/mypy
