@@ -4,36 +4,19 @@ screenshot of the banner is saved as test-results/console-sending-paused.png."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from leads.models import Outreach
 from leads.services.brake import brake_check, sending_paused
-from leads.tests.factories import LeadFactory
+from leads.tests.factories import complaint_history
 from tests.test_console_browser import OUTPUT_DIR, browser, staff_page  # noqa: F401  (the fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _trip() -> None:
-    lead = LeadFactory()
-    sent_at = timezone.now() - timedelta(hours=2)
-    Outreach.objects.bulk_create(
-        Outreach(lead=lead, to_email=f"b{n}@example.com", subject="s", body="b", sent_at=sent_at, status="sent")
-        for n in range(99)
-    )
-    Outreach.objects.create(
-        lead=lead,
-        to_email="angry@example.com",
-        subject="s",
-        body="b",
-        sent_at=sent_at,
-        status=Outreach.Status.COMPLAINED,
-        complained_at=timezone.now(),
-    )
+    complaint_history(sent=100, prefix="b")
     assert brake_check(now=timezone.now()) is not None
 
 

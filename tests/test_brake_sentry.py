@@ -4,15 +4,13 @@ received by a real HTTP endpoint on loopback."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 import sentry_sdk
 from django.utils import timezone
 
-from leads.models import Outreach
 from leads.services.brake import brake_check
-from leads.tests.factories import LeadFactory
+from leads.tests.factories import complaint_history
 from pipeline_whisperer.sentry import sentry_init
 from tests.sentry_receiver import SentryReceiver
 
@@ -31,21 +29,7 @@ def sentry() -> Iterator[SentryReceiver]:
 
 def test_the_brake_tripping_is_an_error_event_in_sentry_naming_the_rate(sentry, settings):
     settings.OUTREACH_BRAKE_MIN_SAMPLE = 100
-    lead = LeadFactory()
-    sent_at = timezone.now() - timedelta(hours=2)
-    Outreach.objects.bulk_create(
-        Outreach(lead=lead, to_email=f"s{n}@example.com", subject="s", body="b", sent_at=sent_at, status="sent")
-        for n in range(99)
-    )
-    Outreach.objects.create(
-        lead=lead,
-        to_email="angry@example.com",
-        subject="s",
-        body="b",
-        sent_at=sent_at,
-        status=Outreach.Status.COMPLAINED,
-        complained_at=timezone.now(),
-    )
+    complaint_history(sent=100, prefix="s")
     assert brake_check(now=timezone.now()) is not None
     sentry_sdk.flush(timeout=10)
     [event] = [e for e in sentry.events() if e.get("logger") == "leads.services.brake"]

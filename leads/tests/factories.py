@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from django.db.models import Model
+from django.utils import timezone
 
 from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate, Variant
 
@@ -88,3 +90,23 @@ class EngagementEventFactory(ModelFactory[EngagementEvent]):
     outreach = factory.SubFactory(OutreachFactory)
     event_type = EngagementEvent.Type.OPENED
     occurred_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
+
+
+def complaint_history(*, sent: int, prefix: str = "m") -> None:
+    """`sent` mails sent two hours ago, one of them complained about: 1 in 100 trips the brake at
+    the default OUTREACH_MAX_COMPLAINT_RATE once OUTREACH_BRAKE_MIN_SAMPLE <= `sent`."""
+    lead = LeadFactory()
+    sent_at = timezone.now() - timedelta(hours=2)
+    Outreach.objects.bulk_create(
+        Outreach(lead=lead, to_email=f"{prefix}{n}@example.com", subject="s", body="b", sent_at=sent_at, status="sent")
+        for n in range(sent - 1)
+    )
+    Outreach.objects.create(
+        lead=lead,
+        to_email="angry@example.com",
+        subject="s",
+        body="b",
+        sent_at=sent_at,
+        status=Outreach.Status.COMPLAINED,
+        complained_at=timezone.now(),
+    )
