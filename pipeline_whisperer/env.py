@@ -7,6 +7,7 @@ a library.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,25 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_prefixed(prefix: str) -> dict[str, object]:
+    """Every variable named `<prefix>KEY`, as {KEY: value}: for a library with many
+    per-provider options (anymail). A value that is JSON (an object, a list, true, false or a
+    number) is decoded, so `{"region_name": "eu-west-1"}` arrives as a dict; others stay text."""
+    options: dict[str, object] = {}
+    for name, value in os.environ.items():
+        if not name.startswith(prefix) or name == prefix or value == "":
+            continue
+        text = value.strip()
+        if text[:1] in "{[" or text in ("true", "false") or text.lstrip("-").replace(".", "", 1).isdigit():
+            try:
+                options[name[len(prefix) :]] = json.loads(text)
+            except ValueError:
+                raise SettingsError(f"{name} is not valid JSON (got {value!r})") from None
+        else:
+            options[name[len(prefix) :]] = value
+    return options
 
 
 @dataclass(frozen=True)

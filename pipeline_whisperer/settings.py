@@ -18,6 +18,7 @@ from pipeline_whisperer.env import (
     env_float,
     env_int,
     env_list,
+    env_prefixed,
     env_str,
     parse_database_url,
 )
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "csp",
     "django_ratelimit",
     "axes",  # admin login lockouts (section "Login lockouts" below)
+    "anymail",  # email providers: sending, tracking and inbound webhooks (section "Email")
     "pipeline_whisperer",
     "leads",
     "health",
@@ -394,6 +396,10 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Pipeline Whisperer <outreach@localhost>")
+# An email provider through django-anymail: EMAIL_BACKEND names its backend (for example
+# anymail.backends.postmark.EmailBackend) and each ANYMAIL_<KEY> variable becomes ANYMAIL[KEY]
+# (POSTMARK_SERVER_TOKEN, MAILGUN_API_KEY, ..., WEBHOOK_SECRET as "user:password").
+ANYMAIL = env_prefixed("ANYMAIL_")
 # Who the mail is from, in every footer (CAN-SPAM: a postal address): required in production.
 OUTREACH_ENABLED = env_bool("OUTREACH_ENABLED", True)
 OUTREACH_SENDER_NAME = env_str("OUTREACH_SENDER_NAME", "The Pipeline Whisperer team" if DEBUG else "")

@@ -24,9 +24,10 @@ from leads.models.domain import (
     OutreachStatus,
     OutreachTemplate,
     Persona,
+    SuccessEvent,
     Variant,
 )
-from leads.models.pipeline import DeadLetter, OutboxEvent, ProcessedEvent
+from leads.models.pipeline import DeadLetter, OutboxEvent, ProcessedEvent, UnmatchedProviderEvent
 
 __all__ = [
     "BounceType",
@@ -51,6 +52,8 @@ __all__ = [
     "SendingPause",
     "Suppression",
     "SuppressionKind",
+    "SuccessEvent",
     "SuppressionReason",
+    "UnmatchedProviderEvent",
     "Variant",
 ]

@@ -168,14 +168,27 @@ class ExperimentStatus(models.TextChoices):
     PAUSED = "paused", "Paused"
 
 
+class SuccessEvent(models.TextChoices):
+    """What counts as an experiment's success. A conversion always does: it is the goal the others
+    stand in for."""
+
+    CONVERTED = "converted", "Converted"
+    REPLIED_INTERESTED = "replied_interested", "Replied with interest"
+    CLICKED = "clicked", "Clicked"
+
+
 class Experiment(models.Model):
     Status = ExperimentStatus
+    SuccessEvent = SuccessEvent
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     # Empty means every persona.
     target_persona = models.CharField(max_length=16, choices=Persona.choices, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    success_event = models.CharField(
+        max_length=24, choices=SuccessEvent.choices, default=SuccessEvent.CONVERTED, db_default=SuccessEvent.CONVERTED
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +196,7 @@ class Experiment(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=ExperimentStatus.values), name="experiment_status_valid"),
+            models.CheckConstraint(condition=Q(success_event__in=SuccessEvent.values), name="experiment_success_valid"),
         ]
 
     def __str__(self) -> str:
@@ -264,6 +278,11 @@ class Outreach(models.Model):
     body = models.TextField()
     html_body = models.TextField(blank=True, default="", db_default="")
     message_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # The email provider's own id for the message (anymail_status.message_id); its webhooks name it.
+    provider_message_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    # When the mail server or provider accepted the message: a dispatcher that died before
+    # recording the send must not send it again.
+    handed_over_at = models.DateTimeField(null=True, blank=True)
     # When the dispatcher may send it (send window, pacing); it sends rows due by now.
     scheduled_for = models.DateTimeField(null=True, blank=True)
     # When a dispatcher took the row to send it: a pending row whose claim is old was interrupted.
@@ -301,8 +320,11 @@ class Outreach(models.Model):
                 name="outreach_reward_has_time",
             ),
             models.CheckConstraint(
-                condition=~Q(reward=OutreachReward.SUCCESS) | Q(converted_at__isnull=False),
-                name="outreach_success_means_converted",
+                condition=~Q(reward=OutreachReward.SUCCESS)
+                | Q(converted_at__isnull=False)
+                | Q(clicked_at__isnull=False)
+                | Q(replied_at__isnull=False),
+                name="outreach_success_has_its_event",
             ),
         ]
         indexes = [
@@ -316,6 +338,9 @@ class Outreach(models.Model):
                 name="outreach_queue_idx",
             ),
             models.Index(fields=["recipient_key", "-created_at"], name="outreach_recipient_idx"),
+            models.Index(
+                fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="outreach_provider_id_idx"
+            ),
             models.Index(fields=["recipient_domain", "-created_at"], name="outreach_domain_idx"),
             # The deliverability brake's 7-day counts (each scrape of /metrics runs them too).
             models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="outreach_sent_idx"),
@@ -337,6 +362,7 @@ class EngagementType(models.TextChoices):
     CONVERTED = "converted", "Converted"
     BOUNCED = "bounced", "Bounced"
     DEFERRED = "deferred", "Deferred"
+    REJECTED = "rejected", "Rejected"
     COMPLAINED = "complained", "Complained"
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
 
@@ -349,6 +375,8 @@ class EngagementEvent(models.Model):
     event_id = models.CharField(max_length=100, unique=True)
     outreach = models.ForeignKey(Outreach, on_delete=models.CASCADE, related_name="engagements")
     event_type = models.CharField(max_length=16, choices=Type.choices)
+    # The email provider that reported it (anymail's esp_name, lower case); empty for our own API.
+    provider = models.CharField(max_length=32, blank=True, default="", db_default="")
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
     payload = models.JSONField(default=dict, blank=True)
@@ -358,7 +386,10 @@ class EngagementEvent(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(event_type__in=EngagementType.values), name="engagement_type_valid"),
         ]
-        indexes = [models.Index(fields=["-received_at"], name="engagement_received_idx")]
+        indexes = [
+            models.Index(fields=["-received_at"], name="engagement_received_idx"),
+            models.Index(fields=["provider", "-received_at"], name="engagement_provider_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} on outreach {self.outreach_id}"

@@ -101,3 +101,29 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage} dead letter on {self.topic}: {self.error[:60]}"
+
+
+class UnmatchedProviderEvent(models.Model):
+    """A webhook event from an email provider that names no outreach of ours (mail sent by another
+    system on the same account, or outreach since deleted). Kept so staff can see what arrives
+    unmatched; the recipient is held only as a hash (it may be an erased person)."""
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    recipient_hash = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # A provider retrying the webhook records it once.
+            models.UniqueConstraint(fields=["provider", "event_id"], name="unmatched_provider_event_unique"),
+        ]
+        indexes = [models.Index(fields=["-received_at"], name="unmatched_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} for {self.provider_message_id or 'an unknown message'}"

@@ -139,9 +139,9 @@ def test_unknown_reward_is_rejected_by_the_database():
         Outreach.objects.filter(pk=outreach.pk).update(reward="maybe", rewarded_at=timezone.now())
 
 
-def test_success_reward_without_converted_at_is_rejected_by_the_database():
+def test_success_reward_without_its_event_is_rejected_by_the_database():
     outreach = OutreachFactory()
-    with pytest.raises(IntegrityError, match="outreach_success_means_converted"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="outreach_success_has_its_event"), transaction.atomic():
         Outreach.objects.filter(pk=outreach.pk).update(reward=Outreach.Reward.SUCCESS, rewarded_at=timezone.now())
 
 
