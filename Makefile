@@ -17,7 +17,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	OUTREACH_POSTAL_ADDRESS="1 Test Street, Testville" PUBLIC_BASE_URL=https://pipeline.test.example \
 	OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00"
 
-.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup soak clean
+.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-webhooks bench-pipeline bench-backup soak clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -79,13 +79,16 @@ bandit: $(DEV_STAMP)  ## security lint of our packages (tests excluded; pyprojec
 audit: $(DEV_STAMP)  ## known vulnerabilities in the pinned runtime dependencies
 	$(BIN)/pip-audit -r requirements.txt
 
-bench: bench-api bench-pipeline bench-backup  ## every benchmark (tens of minutes; results in bench/results/)
+bench: bench-api bench-webhooks bench-pipeline bench-backup  ## every benchmark (tens of minutes; results in bench/results/)
 
 bench-api: $(DEV_STAMP)  ## API load with wrk against gunicorn and bare-WSGI ceilings (apt-get install -y wrk)
 	$(BIN)/python bench/api_load.py --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
 
 soak: $(DEV_STAMP)  ## mixed load through a stage crash, a Redis restart and a frozen broker; then checks
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
+
+bench-webhooks: $(DEV_STAMP)  ## provider tracking webhooks (SendGrid batches, Postmark) against gunicorn and a fixed-JSON ceiling (BATCH DURATION RUNS)
+	$(BIN)/python bench/webhook_intake.py --batch $(or $(BATCH),100) --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
 
 bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilings on PostgreSQL and tansu (LEADS RUNS BATCH PROFILE=stage; results in bench/results/)
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs $(or $(RUNS),3) \
