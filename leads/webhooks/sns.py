@@ -67,7 +67,7 @@ class SigningCertificateUnavailable(Exception):
 
 def string_to_sign(message: Mapping[str, Any]) -> bytes:
     """The bytes SNS signed for this message: `name\\nvalue\\n` for each signed field in order."""
-    fields = SIGNED_FIELDS.get(message.get("Type"))
+    fields = SIGNED_FIELDS.get(message.get("Type", ""))
     if fields is None:
         raise AnymailWebhookValidationFailure(f"SNS message type {message.get('Type')!r} is not signed")
     parts = []
@@ -124,7 +124,7 @@ class SnsSignature:
     def verify(self, message: Mapping[str, Any]) -> None:
         """Return if `message` (the decoded SNS JSON body) carries SNS's valid signature, else
         raise AnymailWebhookValidationFailure (or SigningCertificateUnavailable, see above)."""
-        algorithm = SIGNATURE_HASHES.get(message.get("SignatureVersion"))
+        algorithm = SIGNATURE_HASHES.get(message.get("SignatureVersion", ""))
         if algorithm is None:
             raise AnymailWebhookValidationFailure(
                 f"SNS SignatureVersion {message.get('SignatureVersion')!r} is not supported"
