@@ -407,6 +407,38 @@ def test_sns_post_with_wrong_basic_auth_is_refused_before_any_certificate_fetch(
     assert tracked == []
 
 
+def test_sns_notification_from_a_topic_outside_the_allowed_list_is_refused(
+    anymail_settings: dict[str, Any], sns_key: SigningKey, cert_url: str, tracked: list[Any]
+) -> None:
+    anymail_settings["AMAZON_SES_SNS_TOPIC_ARNS"] = [TOPIC_ARN]
+    ours = sns_key.sign(ses_delivery_notification(), version="2", cert_url=cert_url)
+    theirs = sns_key.sign(
+        {**ses_delivery_notification(), "TopicArn": "arn:aws:sns:us-east-1:999999999999:their-topic"},
+        version="2",
+        cert_url=cert_url,
+    )
+
+    assert (post_sns(ours).status_code, post_sns(theirs).status_code) == (200, 400)
+    assert len(tracked) == 1
+
+
+@pytest.mark.parametrize("body", ['{"Type": "Notification", "MessageId": "m-1", "Mess', '["Notification"]'])
+def test_sns_post_that_is_not_a_json_object_is_refused(body: str, tracked: list[Any]) -> None:
+    response = Client().post(
+        "/webhooks/amazon_ses/tracking/",
+        data=body,
+        content_type="text/plain; charset=UTF-8",
+        headers={
+            "Authorization": BASIC_AUTH,
+            "x-amz-sns-message-type": "Notification",
+            "x-amz-sns-message-id": "m-1",
+        },
+    )
+
+    assert response.status_code == 400
+    assert tracked == []
+
+
 # --- SNS: the certificate server cannot answer ---------------------------------------------
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.exceptions import AnymailAPIError, AnymailWebhookValidationFailure
 from anymail.utils import get_anymail_setting
 from anymail.webhooks import amazon_ses
 from cryptography import x509
@@ -179,23 +179,42 @@ class SnsSignatureMixin:
     """Runs the signature check after anymail's own validators (basic auth, SNS headers), so an
     unauthenticated post never makes us fetch a certificate, and answers 503 when the
     certificate cannot be read. Options (ANYMAIL settings, or as_view keyword arguments):
-    AMAZON_SES_VERIFY_SNS_SIGNATURES (default on), AMAZON_SES_SNS_CERT_URL_PATTERN."""
+    AMAZON_SES_VERIFY_SNS_SIGNATURES (default on), AMAZON_SES_SNS_CERT_URL_PATTERN, and
+    AMAZON_SES_SNS_TOPIC_ARNS (a list; empty admits any topic)."""
 
     esp_name = "Amazon SES"
     verify_sns_signatures = True
     sns_cert_url_pattern = DEFAULT_CERT_URL_PATTERN
+    sns_topic_arns: tuple[str, ...] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         options = {"esp_name": self.esp_name, "kwargs": kwargs}
         self.verify_sns_signatures = _flag(get_anymail_setting("verify_sns_signatures", default=True, **options))
         pattern = get_anymail_setting("sns_cert_url_pattern", default=DEFAULT_CERT_URL_PATTERN, **options)
         self.sns_signature = SnsSignature(cert_url_pattern=re.compile(pattern))
+        self.sns_topic_arns = tuple(get_anymail_setting("sns_topic_arns", default=(), **options))
         super().__init__(**kwargs)
+
+    @staticmethod
+    def _parse_sns_message(request: HttpRequest) -> dict[str, Any]:
+        """anymail's parse, with a body that is not a JSON object refused (400) rather than
+        left to fail as a server error, which SNS would retry for nothing."""
+        try:
+            message = amazon_ses.AmazonSESBaseWebhookView._parse_sns_message(request)
+        except AnymailAPIError:
+            raise AnymailWebhookValidationFailure("SNS message body is not JSON") from None
+        if not isinstance(message, dict):
+            raise AnymailWebhookValidationFailure("SNS message body is not a JSON object")
+        return message
 
     def run_validators(self, request: HttpRequest) -> None:
         super().run_validators(request)  # type: ignore[misc]
+        message = self._parse_sns_message(request)
         if self.verify_sns_signatures:
-            self.sns_signature.verify(self._parse_sns_message(request))  # type: ignore[attr-defined]
+            self.sns_signature.verify(message)
+        # A signature proves only that SNS sent it: anyone's topic can be pointed at our URL.
+        if self.sns_topic_arns and message.get("TopicArn") not in self.sns_topic_arns:
+            raise AnymailWebhookValidationFailure(f"SNS topic {message.get('TopicArn')!r} is not one of ours")
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
