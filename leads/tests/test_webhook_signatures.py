@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import inbound, tracking
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
@@ -501,7 +502,7 @@ def test_default_pattern_admits_only_https_sns_hosts(url: str, allowed: bool) ->
     if allowed:
         assert signature.checked_cert_url(url) == url
     else:
-        with pytest.raises(sns.AnymailWebhookValidationFailure):
+        with pytest.raises(AnymailWebhookValidationFailure):
             signature.checked_cert_url(url)
 
 

@@ -14,7 +14,11 @@ A bad or missing signature is anymail's AnymailWebhookValidationFailure (400: SN
 retry client errors, and a forged message should never come back). A certificate we cannot
 fetch (its server down, slow or failing) says nothing about the message, so it is answered
 503: SNS retries server errors, and the message is checked again once the certificate can be
-read. Nothing is ever accepted unchecked.
+read. While the check is on, no message is accepted unchecked.
+
+A valid signature proves that SNS sent the message, not that it came from our topic (anyone's
+topic can be subscribed to our URL): the basic-auth secret and, when configured, the list of
+accepted topic ARNs say that.
 """
 
 from __future__ import annotations
