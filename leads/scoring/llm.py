@@ -20,11 +20,13 @@ import openai
 from django.conf import settings
 from openai.types.shared_params import ResponseFormatJSONSchema
 
+from leads.scoring.types import LlmUnavailable
 from pipeline_whisperer.exceptions import LlmError
 from pipeline_whisperer.resilience import CircuitBreaker, retry_call
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+__all__ = ["RETRYABLE_ERRORS", "LlmClient", "LlmUnavailable"]
 
 # Worth another attempt: the endpoint was slow, unreachable, busy or broken, or answered nonsense.
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -34,11 +36,6 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     openai.InternalServerError,
     LlmError,
 )
-
-
-class LlmUnavailable(Exception):
-    """The model gave no usable answer (the breaker is open, or every attempt failed); the
-    message says why, in words safe to log."""
 
 
 class LlmClient:

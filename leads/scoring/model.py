@@ -17,9 +17,9 @@ from typing import Any
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from leads.models import Persona
-from leads.scoring.llm import LlmClient, LlmUnavailable
+from leads.scoring.llm import LlmClient
 from leads.scoring.rules import score_by_rules
-from leads.scoring.types import LeadFacts, ScoreResult
+from leads.scoring.types import LeadFacts, LlmUnavailable, ScoreResult
 from pipeline_whisperer.exceptions import LlmError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ RESPONSE_FORMAT: ResponseFormatJSONSchema = {
         },
     },
 }
+
+
 class LlmScorer:
     """A scorer (`LeadFacts -> ScoreResult`) asking an OpenAI-compatible model; never raises for the model's faults.
 
@@ -94,4 +96,3 @@ def parse_answer(content: str | None, *, model: str) -> ScoreResult:
     return ScoreResult(
         score=round(float(score), 4), persona=persona, reasons=(reasoning.strip(),), model=f"llm:{model}"
     )
-
