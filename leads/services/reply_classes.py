@@ -200,6 +200,17 @@ def parse_class(content: str | None) -> str:
     return str(label)
 
 
+def reply_class_label(payload: dict[str, Any]) -> str:
+    """How staff read a reply's class from its engagement payload: "Interested (model)";
+    empty when it was not classified."""
+    label = payload.get("classification")
+    if label not in ReplyClass.values:
+        return ""
+    by = payload.get("classified_by") or "rules"
+    fallback = " after the model failed" if payload.get("classification_fallback") else ""
+    return f"{ReplyClass(label).label} ({by}{fallback})"
+
+
 def replies_classify(events: Sequence[dict[str, Any]]) -> None:
     """Classify, in place, each `replied` engagement of a batch that has no classification yet:
     payload["classification"] and payload["classified_by"] (and "classification_fallback" when
