@@ -86,7 +86,8 @@ def reply_receive(*, mail: InboundMail) -> InboundOutcome:
         if outreach is None or outreach.to_email == ERASED:  # an erased person's reply is not kept
             _record_unmatched(mail)
             return InboundOutcome.UNMATCHED
-        outbox_emit_many([_replied_emission(mail, outreach)])
+        if not EngagementEvent.objects.filter(event_id=reply_event_id(mail)).exists():  # else: applied already
+            outbox_emit_many([_replied_emission(mail, outreach)])
         return InboundOutcome.REPLIED
 
 
