@@ -1,19 +1,13 @@
-"""Fixtures for the webhook tests: anymail's settings, the embedded shape, sent outreach."""
+"""Fixtures for the webhook tests: anymail's settings and the embedded shape."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from leads.models import Lead, Outreach
 from leads.scoring.factory import reset_configured_scorer
-from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
-from leads.tests.webhooks.inbound_payloads import MAILGUN_SIGNING_KEY, WEBHOOK_SECRET
-
-UNSUBSCRIBE_MAILTO = "unsubscribe@whisperer.example"
-REPLY_TO = "outreach@whisperer.example"
+from leads.tests.webhooks.inbound_payloads import MAILGUN_SIGNING_KEY, UNSUBSCRIBE_MAILTO, WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -40,12 +34,3 @@ def llm_inbound_settings(inbound_settings, llm_server) -> Any:
     inbound_settings.LLM_BREAKER_FAILURES = 5
     reset_configured_scorer()
     return inbound_settings
-
-
-def sent_outreach(**fields: Any) -> Outreach:
-    """An outreach as dispatch leaves it: sent, with our Message-ID (and the provider's id if given)."""
-    lead = LeadFactory(status=Lead.Status.CONTACTED, contacted_at=timezone.now(), outreach_count=1)
-    fields.setdefault("message_id", f"<{lead.lightfield_id}.1@whisperer.example>")
-    return OutreachFactory(
-        lead=lead, variant=VariantFactory(sends=1), status=Outreach.Status.SENT, sent_at=timezone.now(), **fields
-    )

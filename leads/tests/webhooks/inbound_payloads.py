@@ -1,4 +1,5 @@
-"""Inbound mail as providers post it: Postmark's inbound JSON and Mailgun's signed forward() form.
+"""Sent outreach to reply to, and inbound mail as providers post it: Postmark's inbound JSON and
+Mailgun's signed forward() form.
 
 Shapes from the providers' documentation and anymail's own tests (test_postmark_inbound.py,
 test_mailgun_inbound.py): Postmark sends FromFull/ToFull, OriginalRecipient, Subject, MessageID
@@ -14,9 +15,17 @@ import hashlib
 import hmac
 import json
 import uuid
+from typing import Any
+
+from django.utils import timezone
+
+from leads.models import Lead, Outreach
+from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
 
 WEBHOOK_SECRET = "provider:inbound-secret"
 MAILGUN_SIGNING_KEY = "key-test-mailgun-signing"
+UNSUBSCRIBE_MAILTO = "unsubscribe@whisperer.example"
+REPLY_TO = "outreach@whisperer.example"
 WEBHOOK_AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode()}
 
 
@@ -103,3 +112,12 @@ def mailgun_inbound(
         "token": token,
         "signature": hmac.new(signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest(),
     }
+
+
+def sent_outreach(**fields: Any) -> Outreach:
+    """An outreach as dispatch leaves it: sent, with our Message-ID (and the provider's id if given)."""
+    lead = LeadFactory(status=Lead.Status.CONTACTED, contacted_at=timezone.now(), outreach_count=1)
+    fields.setdefault("message_id", f"<{lead.lightfield_id}.1@whisperer.example>")
+    return OutreachFactory(
+        lead=lead, variant=VariantFactory(sends=1), status=Outreach.Status.SENT, sent_at=timezone.now(), **fields
+    )

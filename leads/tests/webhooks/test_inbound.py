@@ -16,8 +16,15 @@ from django.test import Client
 from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach, Suppression, UnmatchedProviderEvent, Variant
 from leads.services.suppression import address_key, suppressions_matching, value_hash
 from leads.services.unsubscribe import unsubscribe_token
-from leads.tests.webhooks.conftest import REPLY_TO, UNSUBSCRIBE_MAILTO, sent_outreach
-from leads.tests.webhooks.inbound_payloads import WEBHOOK_AUTH, mailgun_inbound, postmark_inbound, thread_headers
+from leads.tests.webhooks.inbound_payloads import (
+    REPLY_TO,
+    UNSUBSCRIBE_MAILTO,
+    WEBHOOK_AUTH,
+    mailgun_inbound,
+    postmark_inbound,
+    sent_outreach,
+    thread_headers,
+)
 from tests.llm_server import Reply as LlmReply
 from tests.llm_server import completion, error
 
