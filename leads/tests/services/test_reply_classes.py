@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from leads.services.reply_classes import (
@@ -71,7 +73,7 @@ def test_staff_read_the_class_and_who_gave_it():
 @pytest.mark.django_db
 def test_a_reply_already_applied_is_not_classified_again(django_assert_num_queries):
     applied = EngagementEventFactory(event_id="postmark:reply:1", event_type="replied")
-    events = [
+    events: list[dict[str, Any]] = [
         {"event_id": applied.event_id, "event_type": "replied", "payload": {"text": "Interested"}},
         {"event_id": "postmark:reply:2", "event_type": "replied", "payload": {"text": "Interested"}},
         {"event_id": "api-1", "event_type": "opened", "payload": {}},

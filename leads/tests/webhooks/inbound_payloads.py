@@ -26,7 +26,7 @@ WEBHOOK_SECRET = "provider:inbound-secret"
 MAILGUN_SIGNING_KEY = "key-test-mailgun-signing"
 UNSUBSCRIBE_MAILTO = "unsubscribe@whisperer.example"
 REPLY_TO = "outreach@whisperer.example"
-WEBHOOK_AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode()}
+AUTHORIZATION = "Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode()  # the webhook secret
 
 
 def thread_headers(*, in_reply_to: str = "", references: str = "") -> tuple[tuple[str, str], ...]:
@@ -43,7 +43,7 @@ def postmark_inbound(
     headers: tuple[tuple[str, str], ...] = (),
     message_id: str = "",
     stripped: str = "",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """A Postmark inbound webhook body (without "Include raw email content")."""
     message_id = message_id or f"<{uuid.uuid4().hex}@mail.acme.example>"
     return {

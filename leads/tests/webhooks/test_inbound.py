@@ -17,9 +17,9 @@ from leads.models import EngagementEvent, Lead, OutboxEvent, Outreach, Suppressi
 from leads.services.suppression import address_key, suppressions_matching, value_hash
 from leads.services.unsubscribe import unsubscribe_token
 from leads.tests.webhooks.inbound_payloads import (
+    AUTHORIZATION,
     REPLY_TO,
     UNSUBSCRIBE_MAILTO,
-    WEBHOOK_AUTH,
     mailgun_inbound,
     postmark_inbound,
     sent_outreach,
@@ -46,7 +46,14 @@ def _post_postmark(client: Client, outreach: Outreach | None, text: str, **field
         headers=headers or (),
         **fields,
     )
-    return client.post(POSTMARK, data=json.dumps(body), content_type="application/json", **WEBHOOK_AUTH)
+    return client.post(
+        POSTMARK, data=json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=AUTHORIZATION
+    )
+
+
+def _post_json(client: Client, body: dict[str, Any]) -> Any:
+    data = json.dumps(body)
+    return client.post(POSTMARK, data=data, content_type="application/json", HTTP_AUTHORIZATION=AUTHORIZATION)
 
 
 def _reply(outreach: Outreach) -> EngagementEvent:
@@ -88,7 +95,7 @@ def test_a_signed_mailgun_reply_threads_through_references_to_the_providers_id(c
         headers=thread_headers(references=references),
     )
 
-    assert client.post(MAILGUN, data=form, **WEBHOOK_AUTH).status_code == 200
+    assert client.post(MAILGUN, data=form, HTTP_AUTHORIZATION=AUTHORIZATION).status_code == 200
 
     reply = _reply(outreach)
     assert (reply.provider, reply.payload["classification"]) == ("mailgun", "not_interested")
@@ -108,7 +115,7 @@ def test_a_mailgun_post_with_a_wrong_signature_is_refused_and_changes_nothing(cl
         signing_key="not-the-key",
     )
 
-    assert client.post(MAILGUN, data=form, **WEBHOOK_AUTH).status_code == 400
+    assert client.post(MAILGUN, data=form, HTTP_AUTHORIZATION=AUTHORIZATION).status_code == 400
     assert not OutboxEvent.objects.exists()
     assert not EngagementEvent.objects.exists()
 
@@ -139,7 +146,7 @@ def test_a_reply_asking_to_be_removed_suppresses_the_address_and_counts_as_an_un
     outreach.refresh_from_db()
     assert (outreach.status, outreach.reward) == (Outreach.Status.UNSUBSCRIBED, Outreach.Reward.FAILURE)
     assert Lead.objects.get(pk=outreach.lead_id).unsubscribed_at is not None
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(pk=outreach.variant_id or 0)
     assert (variant.alpha, variant.beta, variant.failures) == (1, 2, 1)
 
 
@@ -181,7 +188,9 @@ def test_a_redelivered_reply_changes_nothing(client, inbound_settings):
     )
 
     for _ in range(3):
-        response = client.post(POSTMARK, data=json.dumps(body), content_type="application/json", **WEBHOOK_AUTH)
+        response = client.post(
+            POSTMARK, data=json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=AUTHORIZATION
+        )
         assert response.status_code == 200
 
     assert EngagementEvent.objects.filter(outreach=outreach).count() == 1
@@ -245,7 +254,7 @@ def test_a_reply_posted_to_a_live_server_is_applied(live_server, inbound_setting
     response = requests.post(
         f"{live_server.url}{POSTMARK}",
         json=body,
-        headers={"Authorization": WEBHOOK_AUTH["HTTP_AUTHORIZATION"]},
+        headers={"Authorization": AUTHORIZATION},
         timeout=10,
     )
 
