@@ -211,6 +211,11 @@ def reply_class_label(payload: dict[str, Any]) -> str:
     return f"{ReplyClass(label).label} ({by}{fallback})"
 
 
+def _has_words(payload: dict[str, Any]) -> bool:
+    """Something to classify: a reply posted to our API without its text is left as it came."""
+    return bool(payload.get("text") or payload.get("subject") or payload.get("auto_reply"))
+
+
 def replies_classify(events: Sequence[dict[str, Any]]) -> None:
     """Classify, in place, each `replied` engagement of a batch that has no classification yet:
     payload["classification"] and payload["classified_by"] (and "classification_fallback" when
@@ -222,6 +227,7 @@ def replies_classify(events: Sequence[dict[str, Any]]) -> None:
         if event.get("event_type") == EngagementEvent.Type.REPLIED
         and isinstance(event.get("payload"), dict)
         and not event["payload"].get("classification")
+        and _has_words(event["payload"])
     ]
     if not pending:
         return

@@ -77,7 +77,8 @@ def test_a_reply_already_applied_is_not_classified_again(django_assert_num_queri
         {"event_id": applied.event_id, "event_type": "replied", "payload": {"text": "Interested"}},
         {"event_id": "postmark:reply:2", "event_type": "replied", "payload": {"text": "Interested"}},
         {"event_id": "api-1", "event_type": "opened", "payload": {}},
+        {"event_id": "api-2", "event_type": "replied", "payload": {"via": "crm"}},  # nothing to classify
     ]
     with django_assert_num_queries(1):
         replies_classify(events)
-    assert [event["payload"].get("classification") for event in events] == [None, "interested", None]
+    assert [event["payload"].get("classification") for event in events] == [None, "interested", None, None]
