@@ -156,18 +156,18 @@ def _apply(event: dict[str, Any], outreach: Outreach, tally: Counter[tuple[int, 
     )
     if not created:
         return None
-    event_type = _effect_of(event_type, payload)
-    if event_type is None:
+    effect = _effect_of(event_type, payload)  # what the engagement counts as
+    if effect is None:
         return engagement
-    _advance_lead(outreach.lead_id, "soft_bounced" if soft else event_type, occurred_at)
+    _advance_lead(outreach.lead_id, "soft_bounced" if soft else effect, occurred_at)
     if soft:
         _soft_bounce(outreach, occurred_at, tally)
         return engagement
-    _advance_outreach(outreach, event_type, occurred_at)
-    if event_type in _REWARDS:
-        outreach_reward(outreach=outreach, reward=_REWARDS[event_type], at=occurred_at, tally=tally)
-    if event_type in _SUPPRESSES:
-        _suppress(outreach, _SUPPRESSES[event_type])
+    _advance_outreach(outreach, effect, occurred_at)
+    if effect in _REWARDS:
+        outreach_reward(outreach=outreach, reward=_REWARDS[effect], at=occurred_at, tally=tally)
+    if effect in _SUPPRESSES:
+        _suppress(outreach, _SUPPRESSES[effect])
     return engagement
 
 
