@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 REPLIED = "engagement.replied"
 # The longest reply text kept: enough for any human answer, not for a forwarded archive.
 MAX_REPLY_CHARS = 10_000
+# The nearest ids of a thread that are looked up: a long thread's oldest ids are not ours anyway.
+MAX_THREAD_IDS = 50
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _TOKEN_IN_SUBJECT = re.compile(r"unsubscribe\s+(\S+)", re.IGNORECASE)
 # "On Tue, 1 Dec 2026 at 10:00, Ada <ada@example.com> wrote:" (may wrap onto a second line),
@@ -93,9 +95,10 @@ def reply_receive(*, mail: InboundMail) -> InboundOutcome:
 
 def thread_ids(in_reply_to: str, references: str) -> list[str]:
     """The message ids a reply answers, nearest first: In-Reply-To, then References from the last
-    (the message replied to) back to the first; without angle brackets, each once."""
+    (the message replied to) back to the first; without angle brackets, each once, at most
+    MAX_THREAD_IDS."""
     found = _ids_in(in_reply_to) + list(reversed(_ids_in(references)))
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(found))[:MAX_THREAD_IDS]
 
 
 def outreach_for_thread(ids: Sequence[str]) -> Outreach | None:

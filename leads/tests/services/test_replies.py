@@ -10,6 +10,7 @@ from leads.models import OutboxEvent, UnmatchedProviderEvent
 from leads.services.redaction import ERASED
 from leads.services.replies import (
     MAX_REPLY_CHARS,
+    MAX_THREAD_IDS,
     InboundMail,
     InboundOutcome,
     outreach_for_thread,
@@ -35,6 +36,12 @@ MAIL = InboundMail(
 
 def test_thread_ids_are_nearest_first_without_brackets_each_once():
     assert thread_ids("<b@x>", "<a@x>\r\n <c@x> <b@x>") == ["b@x", "c@x", "a@x"]
+
+
+def test_only_the_nearest_thread_ids_are_looked_up():
+    references = " ".join(f"<m{n}@x>" for n in range(MAX_THREAD_IDS + 20))
+    ids = thread_ids("", references)
+    assert (len(ids), ids[0]) == (MAX_THREAD_IDS, f"m{MAX_THREAD_IDS + 19}@x")
 
 
 def test_a_thread_id_without_brackets_is_read_as_given():
