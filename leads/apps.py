@@ -14,6 +14,7 @@ class LeadsConfig(AppConfig):
     def ready(self) -> None:
         _check_pacing()
         _register_outbox_dispatcher()
+        _connect_webhooks()
         setting_changed.connect(_on_setting_changed)
         # health imports no app: the pipeline hands it what the probes and /metrics must see.
         from leads import monitoring  # the models are loaded only now
@@ -40,6 +41,16 @@ def _register_outbox_dispatcher() -> None:
     from leads.pipeline.inprocess import deliver
 
     outbox_dispatcher_set(None if settings.KAFKA_BOOTSTRAP_SERVERS else deliver)
+
+
+def _connect_webhooks() -> None:
+    """Inbound mail posted by an email provider (anymail parses and authenticates it) is recorded
+    by our receiver; the uid keeps a second ready() from connecting it twice."""
+    from anymail.signals import inbound
+
+    from leads.webhooks.inbound import inbound_received
+
+    inbound.connect(inbound_received, dispatch_uid="leads.webhooks.inbound")
 
 
 def _on_setting_changed(*, setting: str, **_: Any) -> None:

@@ -22,6 +22,7 @@ from leads.models import EngagementEvent, Lead, Outreach, OutreachTemplate
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
+from leads.services.reply_classes import reply_class_label
 from pipeline_whisperer.exceptions import DomainError
 
 
@@ -246,8 +247,38 @@ class OutreachTemplateAdmin(admin.ModelAdmin):
     search_fields = ("name", "subject", "body")
 
 
+class ReplyInline(admin.TabularInline):
+    """The outreach's replies, with the class each was given and the text as the lead wrote it."""
+
+    model = EngagementEvent
+    verbose_name, verbose_name_plural = "reply", "replies"
+    fields = ("occurred_at", "provider", "reply_class", "reply_text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EngagementEvent]:
+        return super().get_queryset(request).filter(event_type=EngagementEvent.Type.REPLIED)
+
+    @admin.display(description="class")
+    def reply_class(self, event: EngagementEvent) -> str:
+        return reply_class_label(event.payload if isinstance(event.payload, dict) else {}) or "-"
+
+    @admin.display(description="text")
+    def reply_text(self, event: EngagementEvent) -> str:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        return str(payload.get("text") or "")
+
+
 @admin.register(Outreach)
 class OutreachAdmin(ReadOnlyAdmin):
+    inlines = (ReplyInline,)
     list_display = ("id", "lead", "variant", "status", "to_email", "sent_at", "reward")
     list_filter = ("status", "reward", "variant__experiment")
     list_select_related = ("lead", "variant", "variant__experiment")

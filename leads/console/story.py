@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from leads.models import EngagementEvent, Lead, Outreach
+from leads.services.reply_classes import reply_class_label
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class StoryEntry:
 
 def lead_story(*, lead: Lead) -> list[StoryEntry]:
     """A lead's history in time order: ingested, scored (with reasons), each outreach (with the
-    message as rendered), each engagement event, and conversion. Two queries."""
+    message as rendered), each engagement event (a reply with its class and text), and
+    conversion. Two queries."""
     entries = [StoryEntry(at=lead.created_at, kind="ingested", title=f"Ingested from {lead.source_channel or 'CRM'}")]
     if lead.scored_at and lead.score is not None:
         title = f"Scored {lead.score:.2f} as {lead.get_persona_display()} by {lead.scoring_model or 'rules'}"
@@ -43,15 +45,28 @@ def lead_story(*, lead: Lead) -> list[StoryEntry]:
                 + (f"\n\n{message.error}" if message.error else ""),
             )
         )
-    events = EngagementEvent.objects.filter(outreach__lead=lead).only("event_type", "occurred_at", "outreach_id")
-    for event in events:
-        entries.append(
-            StoryEntry(
-                at=event.occurred_at,
-                kind=f"engagement.{event.event_type}",
-                title=f"{event.get_event_type_display()} (outreach {event.outreach_id})",
-            )
-        )
+    events = EngagementEvent.objects.filter(outreach__lead=lead).only(
+        "event_type", "occurred_at", "outreach_id", "provider", "payload"
+    )
+    entries.extend(_engagement_entry(event) for event in events)
     if lead.converted_at:
         entries.append(StoryEntry(at=lead.converted_at, kind="converted", title="Converted"))
     return sorted(entries, key=lambda entry: entry.at)
+
+
+def _engagement_entry(event: EngagementEvent) -> StoryEntry:
+    """One engagement; a reply with its class and its text, as the lead wrote it."""
+    title = f"{event.get_event_type_display()} (outreach {event.outreach_id})"
+    via = f"via {event.provider}" if event.provider else ""
+    if event.event_type != EngagementEvent.Type.REPLIED:
+        return StoryEntry(at=event.occurred_at, kind=f"engagement.{event.event_type}", title=title)
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    label = reply_class_label(payload)
+    lines = tuple(line for line in (f"Subject: {payload['subject']}" if payload.get("subject") else "", via) if line)
+    return StoryEntry(
+        at=event.occurred_at,
+        kind=f"engagement.{event.event_type}",
+        title=f"{title}: {label}" if label else title,
+        detail=str(payload.get("text") or ""),
+        lines=lines,
+    )

@@ -32,6 +32,7 @@ from leads.services.brake import brake_check
 from leads.services.feedback import engagement_apply_batch
 from leads.services.ingest import ScoredEvent, facts_from_fields, lead_upsert_scored_batch
 from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_schedule_batch
+from leads.services.reply_classes import replies_classify
 from leads.topics import LEADS_RAW, LEADS_SCORED, OUTREACH_EVENTS
 from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.outages import dependency_down
@@ -281,8 +282,8 @@ class OutreachStage(Stage):
 
 
 class FeedbackStage(Stage):
-    """outreach.events -> apply engagement to outreach, lead and variant; closes stale outreach;
-    checks the deliverability brake.
+    """outreach.events -> classify replies (prepare), apply engagement to outreach, lead and
+    variant; closes stale outreach; checks the deliverability brake.
 
     The brake is checked after a batch's transaction committed (so it counts that batch's bounces
     and complaints), in `process_batch`, which both the Kafka loop and the in-process bus call
@@ -305,6 +306,10 @@ class FeedbackStage(Stage):
         if payload.get("bounce_type") not in (None, *Outreach.BounceType.values):
             raise PoisonEvent(f"bounce_type must be hard or soft (got {payload['bounce_type']!r})")
         return payload
+
+    def prepare(self, items: Sequence[Item]) -> None:
+        # A reply is classified here, outside the transaction: the classifier may ask a model.
+        replies_classify([item.decoded for item in items if item.decoded is not None])
 
     def handle(self, items: Sequence[Item]) -> None:
         applied = engagement_apply_batch(events=[item.decoded for item in items if item.decoded is not None])

@@ -29,3 +29,9 @@ class ScoreResult:
     reasons: tuple[str, ...]
     model: str
     fallback_reason: str = ""
+
+
+class LlmUnavailable(Exception):
+    """The model gave no usable answer (the breaker is open, or every attempt failed); the
+    message says why, in words safe to log. Here, not beside the client, so that callers can
+    catch it without importing the openai SDK."""

@@ -9,6 +9,9 @@ both reward it, and the posterior moves with F().
 A hard bounce, a complaint and an unsubscribe suppress the address. A soft bounce suppresses
 nothing: the outreach goes back to the queue (scheduled, for the dispatcher) until it has had
 OUTREACH_SOFT_BOUNCE_RETRIES retries. A deferral (the provider retries by itself) is recorded only.
+A reply counts by its classification (`leads.services.reply_classes`): an out-of-office is
+recorded only, an unsubscribe request is applied as an unsubscribe, any other reply (or one not
+classified) is a response.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from leads.caching import lead_metrics_invalidate
 from leads.models import EngagementEvent, Lead, Outreach, Suppression, Variant
 from leads.outbox import Emission, outbox_emit_many
 from leads.services.outreach import FINAL_STATUSES
+from leads.services.reply_classes import ReplyClass
 from leads.services.suppression import suppression_add
 from leads.topics import OUTREACH_EVENTS
 
@@ -142,20 +146,42 @@ def _apply(event: dict[str, Any], outreach: Outreach, tally: Counter[tuple[int, 
         payload = {**payload, "bounce_type": Outreach.BounceType.SOFT if soft else Outreach.BounceType.HARD}
     engagement, created = EngagementEvent.objects.get_or_create(
         event_id=event["event_id"],
-        defaults={"outreach": outreach, "event_type": event_type, "occurred_at": occurred_at, "payload": payload},
+        defaults={
+            "outreach": outreach,
+            "event_type": event_type,
+            "provider": str(event.get("provider") or "")[:32],
+            "occurred_at": occurred_at,
+            "payload": payload,
+        },
     )
     if not created:
         return None
-    _advance_lead(outreach.lead_id, "soft_bounced" if soft else event_type, occurred_at)
+    effect = _effect_of(event_type, payload)  # what the engagement counts as
+    if effect is None:
+        return engagement
+    _advance_lead(outreach.lead_id, "soft_bounced" if soft else effect, occurred_at)
     if soft:
         _soft_bounce(outreach, occurred_at, tally)
         return engagement
-    _advance_outreach(outreach, event_type, occurred_at)
-    if event_type in _REWARDS:
-        outreach_reward(outreach=outreach, reward=_REWARDS[event_type], at=occurred_at, tally=tally)
-    if event_type in _SUPPRESSES:
-        _suppress(outreach, _SUPPRESSES[event_type])
+    _advance_outreach(outreach, effect, occurred_at)
+    if effect in _REWARDS:
+        outreach_reward(outreach=outreach, reward=_REWARDS[effect], at=occurred_at, tally=tally)
+    if effect in _SUPPRESSES:
+        _suppress(outreach, _SUPPRESSES[effect])
     return engagement
+
+
+def _effect_of(event_type: str, payload: dict[str, Any]) -> str | None:
+    """What a classified reply does: an out-of-office is no response (nothing moves), an
+    unsubscribe request is an unsubscribe; any other reply, or one not classified, is a reply."""
+    if event_type != EngagementEvent.Type.REPLIED:
+        return event_type
+    classification = payload.get("classification")
+    if classification == ReplyClass.OUT_OF_OFFICE:
+        return None
+    if classification == ReplyClass.UNSUBSCRIBE_REQUEST:
+        return EngagementEvent.Type.UNSUBSCRIBED
+    return event_type
 
 
 def bounce_type_of(event: dict[str, Any]) -> str:
