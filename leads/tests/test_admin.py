@@ -205,6 +205,7 @@ def _experiment_form(name: str, variants: list[dict[str, str]], initial: int = 0
     data = {
         "name": name,
         "status": "active",
+        "success_event": "converted",
         "target_persona": "",
         "description": "",
         "variants-TOTAL_FORMS": str(len(variants)),
