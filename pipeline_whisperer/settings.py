@@ -380,6 +380,7 @@ SPECTACULAR_SETTINGS = {
         "PersonaEnum": "leads.models.Persona",
         "LeadStatusEnum": "leads.models.LeadStatus",
         "ExperimentStatusEnum": "leads.models.ExperimentStatus",
+        "SuccessEventEnum": "leads.models.SuccessEvent",
         "OutreachStatusEnum": "leads.models.OutreachStatus",
         "SuppressionKindEnum": "leads.models.compliance.SuppressionKind",
     },
