@@ -66,7 +66,7 @@ _REJECTION_SUPPRESSES = {
     "unsubscribed": Suppression.Reason.UNSUBSCRIBED,
 }
 # The engagement that is a success for an experiment naming each success event (besides conversion).
-_SUCCESS_EVENTS = {
+_SUCCESS_EVENTS: dict[str, str] = {
     Experiment.SuccessEvent.CLICKED: EngagementEvent.Type.CLICKED,
     Experiment.SuccessEvent.REPLIED_INTERESTED: EngagementEvent.Type.REPLIED,
 }

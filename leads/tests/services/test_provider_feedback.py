@@ -39,7 +39,7 @@ def _event(outreach: Outreach, event_type: str, event_id: str, **payload: Any) -
 
 
 def _posterior(outreach: Outreach) -> tuple[float, float]:
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(pk=outreach.variant.pk)
     return variant.alpha, variant.beta
 
 
