@@ -38,6 +38,7 @@ from tests.stand_ins import PipelineProcess, TansuBroker, free_port, pipeline_en
 from tests.test_gunicorn_config import Gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
+_JSON: dict[str, Any] = {"Content-Type": "application/json"}
 
 
 class Stack:
@@ -221,4 +222,14 @@ def test_a_bounce_for_an_erased_person_is_applied_without_their_address(stack):
     assert address.lower() not in stored.lower()
 
 
-_JSON: dict[str, Any] = {"Content-Type": "application/json"}
+def test_with_the_database_down_a_webhook_gets_503_so_the_provider_retries(stack, tmp_path):
+    env = {**stack.server.env, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"}
+    env.pop("GUNICORN_BIND")
+    down = Gunicorn({**env, "WEB_CONCURRENCY": "1"}, tmp_path / "gunicorn-down.log").start()
+    try:
+        response = Stack(down, stack.feedback).post(hooks.postmark("Delivery", "db-down-message"))
+    finally:
+        down.stop()
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
+    assert response.headers["Content-Type"] == "application/problem+json"
