@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from anymail.signals import AnymailTrackingEvent
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from leads.models import EngagementEvent, Experiment, Lead, OutboxEvent, Outreach, Suppression, Variant
 from leads.services.feedback import engagement_apply_batch
@@ -154,3 +155,27 @@ def test_a_batch_is_matched_in_one_query_and_written_in_one_insert_each(django_a
         outcome = provider_events_record(events=events)
     assert (outcome.matched, outcome.unmatched, outcome.ignored) == (20, 20, 1)
     assert OutboxEvent.objects.filter(event_type="engagement.delivered").count() == 20
+
+
+def test_every_event_is_counted_by_provider_and_outcome():
+    def count(outcome: str) -> float:
+        return (
+            REGISTRY.get_sample_value("pipeline_provider_events_total", {"provider": "mailgun", "outcome": outcome})
+            or 0
+        )
+
+    outreach = _sent(provider_message_id="<counted@mg.example>")
+    before = {outcome: count(outcome) for outcome in ("matched", "unmatched", "ignored")}
+    provider_events_record(
+        events=[
+            ("Mailgun", _tracking(message_id=outreach.provider_message_id, event_id="c-1")),
+            ("Mailgun", _tracking(message_id="<stranger@mg.example>", event_id="c-2")),
+            ("Mailgun", _tracking(event_type="queued", event_id="c-3")),
+            ("Mailgun", _tracking(event_type="autoresponded", event_id="c-4")),
+        ]
+    )
+    assert {outcome: count(outcome) - before[outcome] for outcome in before} == {
+        "matched": 1,
+        "unmatched": 1,
+        "ignored": 2,
+    }
