@@ -17,7 +17,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	OUTREACH_POSTAL_ADDRESS="1 Test Street, Testville" PUBLIC_BASE_URL=https://pipeline.test.example \
 	OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00"
 
-.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup soak clean
+.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-pipeline bench-backup bench-webhooks soak clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -90,6 +90,9 @@ soak: $(DEV_STAMP)  ## mixed load through a stage crash, a Redis restart and a f
 bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilings on PostgreSQL and tansu (LEADS RUNS BATCH PROFILE=stage; results in bench/results/)
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs $(or $(RUNS),3) \
 		--batch-size $(or $(BATCH),500) $(if $(PROFILE),--profile $(PROFILE))
+
+bench-webhooks: $(DEV_STAMP)  ## tracking webhook intake (SendGrid batches of 1,000) with wrk against gunicorn and the fixed-JSON ceiling
+	$(BIN)/python bench/webhook_intake.py --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
 
 bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore (results in bench/results/)
 	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
