@@ -231,6 +231,12 @@ def test_metrics_are_not_reachable_through_the_public_proxies():
     assert not [path for path in public if "/metrics".startswith(path.rstrip("/") or "/")]
 
 
+def test_the_email_providers_webhooks_are_routed_by_the_ingress():
+    [ingress] = of_kind("Ingress")
+    public = [path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert "/webhooks" in public
+
+
 @pytest.mark.parametrize("workflow", ["ci.yml", "deploy.yml"])
 def test_workflows_parse_and_call_only_make_targets_that_exist(workflow):
     document = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
