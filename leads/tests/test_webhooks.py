@@ -210,3 +210,20 @@ def test_the_deployment_check_warns_when_a_provider_sends_without_a_webhook_secr
     assert webhook_secret_is_set(None) == []
     settings.ANYMAIL, settings.EMAIL_BACKEND = {}, "django.core.mail.backends.smtp.EmailBackend"
     assert webhook_secret_is_set(None) == []  # with SMTP no provider posts
+
+
+def test_an_sns_subscription_confirmation_is_answered_200_and_records_nothing(anymail):
+    body = {"Type": "SubscriptionConfirmation", "MessageId": "sns-sub-1", "TopicArn": "arn:aws:sns:us-east-1:1:t"}
+    headers = {
+        "Content-Type": "text/plain",
+        "x-amz-sns-message-type": body["Type"],
+        "x-amz-sns-message-id": "sns-sub-1",
+    }
+    post = hooks.WebhookPost("/webhooks/amazon_ses/tracking/", json.dumps(body).encode(), headers)
+    assert _post(post).status_code == 200
+    assert _engagements() == []
+
+
+def test_a_providers_head_check_is_answered_even_before_the_secret_is_set(settings):
+    settings.ANYMAIL = {}
+    assert Client().head("/webhooks/postmark/tracking/").status_code == 200
