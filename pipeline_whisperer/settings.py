@@ -380,6 +380,7 @@ SPECTACULAR_SETTINGS = {
         "PersonaEnum": "leads.models.Persona",
         "LeadStatusEnum": "leads.models.LeadStatus",
         "ExperimentStatusEnum": "leads.models.ExperimentStatus",
+        "SuccessEventEnum": "leads.models.SuccessEvent",
         "OutreachStatusEnum": "leads.models.OutreachStatus",
         "SuppressionKindEnum": "leads.models.compliance.SuppressionKind",
     },
@@ -400,6 +401,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Pipeline Whisperer <outreach
 # anymail.backends.postmark.EmailBackend) and each ANYMAIL_<KEY> variable becomes ANYMAIL[KEY]
 # (POSTMARK_SERVER_TOKEN, MAILGUN_API_KEY, ..., WEBHOOK_SECRET as "user:password").
 ANYMAIL = env_prefixed("ANYMAIL_")
+# Largest provider webhook body taken (SendGrid posts up to about 1,000 events a request);
+# bodies over MAX_REQUEST_BODY_BYTES get 413 first, so the smaller of the two holds.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
 # Who the mail is from, in every footer (CAN-SPAM: a postal address): required in production.
 OUTREACH_ENABLED = env_bool("OUTREACH_ENABLED", True)
 OUTREACH_SENDER_NAME = env_str("OUTREACH_SENDER_NAME", "The Pipeline Whisperer team" if DEBUG else "")

@@ -1,5 +1,5 @@
 """Top-level routes: the admin, the versioned API, its schema and docs, the unsubscribe page,
-health and metrics."""
+the email providers' webhooks, health and metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     # One-click unsubscribe (RFC 8058): public, the signed token in the URL is the credential.
     path("unsubscribe/", include("leads.unsubscribe.urls")),
+    # Email providers' tracking and inbound webhooks (django-anymail, their own authentication).
+    path("webhooks/", include("leads.webhooks.urls")),
     path("", include("health.urls")),
 ]
 

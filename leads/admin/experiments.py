@@ -40,8 +40,8 @@ class VariantInline(admin.TabularInline):
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ("name", "target_persona", "status", "variant_count", "created_at")
-    list_filter = ("status", "target_persona")
+    list_display = ("name", "target_persona", "status", "success_event", "variant_count", "created_at")
+    list_filter = ("status", "target_persona", "success_event")
     search_fields = ("name", "description")
     inlines = (VariantInline,)
     actions = ("pause_experiments", "resume_experiments")

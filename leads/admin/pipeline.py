@@ -1,4 +1,5 @@
-"""The pipeline's machinery in the admin: the outbox backlog, dead letters, applied events.
+"""The pipeline's machinery in the admin: the outbox backlog, dead letters, applied events, and
+the email providers' webhook events that named no outreach of ours.
 
 All read-only; the only changes staff can make are retrying or discarding a dead letter or an
 outbox event stuck waiting to be published.
@@ -13,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from leads.admin.domain import ReadOnlyAdmin, apply_to_each
-from leads.models import DeadLetter, OutboxEvent
+from leads.models import DeadLetter, OutboxEvent, UnmatchedProviderEvent
 from leads.models.pipeline import OutboxQuerySet
 from leads.services.pipeline import dead_letter_discard, dead_letter_retry, outbox_discard, outbox_retry
 
@@ -87,3 +88,14 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     @admin.action(description="Discard selected dead letters", permissions=["change"])
     def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         apply_to_each(self, request, queryset, lambda dead: dead_letter_discard(dead_letter=dead), "Discarded")
+
+
+@admin.register(UnmatchedProviderEvent)
+class UnmatchedProviderEventAdmin(ReadOnlyAdmin):
+    """What providers reported about mail we cannot place (another system's on the same account,
+    or outreach since deleted). The recipient is only a hash: search by the provider's message id."""
+
+    list_display = ("received_at", "provider", "event_type", "provider_message_id", "occurred_at")
+    list_filter = ("provider", "event_type")
+    search_fields = ("provider_message_id", "event_id")
+    show_full_result_count = False

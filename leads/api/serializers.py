@@ -22,6 +22,7 @@ from leads.models import (
     Outreach,
     OutreachTemplate,
     Persona,
+    SuccessEvent,
     Variant,
 )
 from leads.selectors import VariantPosterior
@@ -258,7 +259,17 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Experiment
-        fields = ["id", "name", "description", "target_persona", "status", "variants", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "target_persona",
+            "status",
+            "success_event",
+            "variants",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -266,6 +277,12 @@ class VariantWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     template = serializers.PrimaryKeyRelatedField(queryset=OutreachTemplate.objects.all())
     is_active = serializers.BooleanField(default=True)
+
+
+_SUCCESS_EVENT_HELP = (
+    "What counts as a variant's success: converted (default), replied_interested (a reply classified"
+    " interested) or clicked. A conversion always counts."
+)
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -278,6 +295,9 @@ class ExperimentCreateSerializer(serializers.Serializer):
         default="",
         help_text="Leave blank to target every persona.",
     )
+    success_event = serializers.ChoiceField(
+        choices=SuccessEvent.choices, required=False, default=SuccessEvent.CONVERTED, help_text=_SUCCESS_EVENT_HELP
+    )
     # DRF passes min_length/max_length on to the ListSerializer; the stubs' __init__ lacks them.
     variants = VariantWriteSerializer(many=True, min_length=2, max_length=20)  # type: ignore[call-arg]
 
@@ -286,6 +306,7 @@ class ExperimentUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=5_000, required=False, allow_blank=True)
     target_persona = serializers.ChoiceField(choices=Persona.choices, required=False, allow_blank=True)
+    success_event = serializers.ChoiceField(choices=SuccessEvent.choices, required=False, help_text=_SUCCESS_EVENT_HELP)
 
 
 class VariantUpdateSerializer(serializers.Serializer):

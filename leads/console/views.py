@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from leads.console.dashboard import console_dashboard, console_period
+from leads.console.providers import providers_context
 from leads.console.sending import sending_context
 
 PERIOD_LABELS = {"today": "Today", "7d": "7 days", "30d": "30 days", "all": "All time"}
@@ -30,6 +31,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
         "periods": PERIOD_LABELS,
         "refresh_seconds": settings.CONSOLE_REFRESH_SECONDS,
         **sending_context(request),
+        **providers_context(),
     }
 
 

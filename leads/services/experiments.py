@@ -25,7 +25,12 @@ class VariantSpec:
 
 
 def experiment_create(
-    *, name: str, variants: Sequence[VariantSpec], description: str = "", target_persona: str = ""
+    *,
+    name: str,
+    variants: Sequence[VariantSpec],
+    description: str = "",
+    target_persona: str = "",
+    success_event: str = Experiment.SuccessEvent.CONVERTED,
 ) -> Experiment:
     if len(variants) < MIN_VARIANTS:
         raise InvalidInput(
@@ -37,7 +42,9 @@ def experiment_create(
         raise InvalidInput("Variant names must differ.", errors={"variants": ["Variant names must differ."]})
     try:
         with transaction.atomic():
-            experiment = Experiment.objects.create(name=name, description=description, target_persona=target_persona)
+            experiment = Experiment.objects.create(
+                name=name, description=description, target_persona=target_persona, success_event=success_event
+            )
             Variant.objects.bulk_create(
                 Variant(experiment=experiment, name=spec.name, template=spec.template, is_active=spec.is_active)
                 for spec in variants

@@ -1,12 +1,16 @@
 """Engagement: accepting events from the API, and applying them to outreach, lead and variant.
 
-The API only validates and queues (`outreach.events`); the feedback stage applies. Each
-outreach yields exactly one reward to its variant: the first of conversion (success), hard
-bounce, complaint or unsubscribe (failure), a soft bounce past its retries (failure), or expiry.
+The API and the providers' webhooks only validate and queue (`outreach.events`); the feedback
+stage applies. Each outreach yields exactly one reward to its variant: the first of its
+experiment's success event (success: a conversion always; a click or a reply classified
+interested where the experiment names it), hard bounce, complaint or unsubscribe (failure), a
+soft bounce past its retries (failure), or expiry. A provider's rejection (the mail never left)
+fails the outreach with no reward.
 The reward is claimed with a conditional UPDATE on the outreach row, so concurrent workers cannot
 both reward it, and the posterior moves with F().
 
-A hard bounce, a complaint and an unsubscribe suppress the address. A soft bounce suppresses
+A hard bounce, a complaint and an unsubscribe suppress the address, as does a rejection for an
+invalid or bounced address (hard bounce) or an unsubscribed one. A soft bounce suppresses
 nothing: the outreach goes back to the queue (scheduled, for the dispatcher) until it has had
 OUTREACH_SOFT_BOUNCE_RETRIES retries. A deferral (the provider retries by itself) is recorded only.
 A reply counts by its classification (`leads.services.reply_classes`): an out-of-office is
@@ -31,7 +35,7 @@ from django.utils.dateparse import parse_datetime
 
 from leads.addresses import InvalidAddress
 from leads.caching import lead_metrics_invalidate
-from leads.models import EngagementEvent, Lead, Outreach, Suppression, Variant
+from leads.models import EngagementEvent, Experiment, Lead, Outreach, Suppression, Variant
 from leads.outbox import Emission, outbox_emit_many
 from leads.services.outreach import FINAL_STATUSES
 from leads.services.reply_classes import ReplyClass
@@ -59,8 +63,21 @@ _SUPPRESSES = {
     "complained": Suppression.Reason.COMPLAINT,
     "unsubscribed": Suppression.Reason.UNSUBSCRIBED,
 }
+# A provider's rejection suppresses only for these of its reasons (anymail's reject_reason).
+_REJECTION_SUPPRESSES = {
+    "invalid": Suppression.Reason.HARD_BOUNCE,
+    "bounced": Suppression.Reason.HARD_BOUNCE,
+    "unsubscribed": Suppression.Reason.UNSUBSCRIBED,
+}
+# The engagement that is a success for an experiment naming each success event (besides conversion).
+_SUCCESS_EVENTS: dict[str, str] = {
+    Experiment.SuccessEvent.CLICKED: EngagementEvent.Type.CLICKED,
+    Experiment.SuccessEvent.REPLIED_INTERESTED: EngagementEvent.Type.REPLIED,
+}
 # A soft bounce is retried only for mail that went out and was not seen arriving since.
 _RETRYABLE = (Outreach.Status.SENT, Outreach.Status.DELIVERED)
+# A rejection fails only mail not seen arriving (a late one after an open changes no status).
+_REJECTABLE = (Outreach.Status.SCHEDULED, Outreach.Status.PENDING, Outreach.Status.SENT)
 # The longest wait between soft-bounce retries, however often they double.
 _MAX_RETRY_DELAY = timedelta(days=1)
 
@@ -117,7 +134,13 @@ def engagement_apply_batch(*, events: Sequence[dict[str, Any]]) -> list[Engageme
     and each variant's counters move once, by the batch's total. A repeated event_id changes
     nothing; an unknown outreach raises Outreach.DoesNotExist."""
     ids = sorted({event["outreach_id"] for event in events})
-    locked = Outreach.objects.select_for_update().select_related("lead").filter(pk__in=ids).order_by("pk")
+    locked = (
+        # The lead is locked with its outreach, as ever; the experiment is only read.
+        Outreach.objects.select_for_update(of=("self", "lead"))
+        .select_related("lead", "variant__experiment")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
     outreach = {row.pk: row for row in locked}
     tally: Counter[tuple[int, str]] = Counter()
     applied = []
@@ -163,9 +186,13 @@ def _apply(event: dict[str, Any], outreach: Outreach, tally: Counter[tuple[int, 
     if soft:
         _soft_bounce(outreach, occurred_at, tally)
         return engagement
+    if effect == EngagementEvent.Type.REJECTED:
+        _reject(outreach, payload, occurred_at)
+        return engagement
     _advance_outreach(outreach, effect, occurred_at)
-    if effect in _REWARDS:
-        outreach_reward(outreach=outreach, reward=_REWARDS[effect], at=occurred_at, tally=tally)
+    reward = Outreach.Reward.SUCCESS if is_success(outreach, effect, payload) else _REWARDS.get(effect)
+    if reward:
+        outreach_reward(outreach=outreach, reward=reward, at=occurred_at, tally=tally)
     if effect in _SUPPRESSES:
         _suppress(outreach, _SUPPRESSES[effect])
     return engagement
@@ -182,6 +209,30 @@ def _effect_of(event_type: str, payload: dict[str, Any]) -> str | None:
     if classification == ReplyClass.UNSUBSCRIBE_REQUEST:
         return EngagementEvent.Type.UNSUBSCRIBED
     return event_type
+
+
+def is_success(outreach: Outreach, event_type: str, payload: dict[str, Any]) -> bool:
+    """Whether the engagement is the success of the outreach's experiment: a conversion always;
+    a click, or a reply classified interested, where the experiment names it."""
+    if event_type == EngagementEvent.Type.CONVERTED:
+        return True
+    variant = outreach.variant
+    chosen = variant.experiment.success_event if variant is not None else Experiment.SuccessEvent.CONVERTED
+    if _SUCCESS_EVENTS.get(chosen) != event_type:
+        return False
+    return event_type != EngagementEvent.Type.REPLIED or payload.get("classification") == ReplyClass.INTERESTED
+
+
+def _reject(outreach: Outreach, payload: dict[str, Any], at: datetime) -> None:
+    """The provider refused the mail: it never left, so the outreach failed with no reward (the
+    variant learns nothing from it). Mail seen arriving since keeps its status."""
+    changes: dict[str, Any] = {"failed_at": Coalesce(F("failed_at"), at), "updated_at": timezone.now()}
+    if outreach.status in _REJECTABLE and not outreach.reward:
+        changes["status"] = outreach.status = Outreach.Status.FAILED
+    Outreach.objects.filter(pk=outreach.pk).update(**changes)
+    reason = _REJECTION_SUPPRESSES.get(payload.get("reject_reason") or "")
+    if reason:
+        _suppress(outreach, reason)
 
 
 def bounce_type_of(event: dict[str, Any]) -> str:

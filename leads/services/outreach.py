@@ -242,7 +242,8 @@ def outreach_expire_stale(*, now: datetime | None = None, batch_size: int = 1000
             stale = (
                 Outreach.objects.select_for_update(skip_locked=True)
                 .filter(reward="", sent_at__lt=cutoff)
-                .exclude(status__in=FINAL_STATUSES)
+                # A failed outreach (the provider rejected it) never reached anyone: no reward.
+                .exclude(status__in=(*FINAL_STATUSES, Outreach.Status.FAILED))
                 .values_list("pk", flat=True)[:batch_size]
             )
             ids = list(stale)

@@ -226,6 +226,14 @@ def test_experiment_with_two_variants_is_added_by_the_admin_form(admin_client):
     assert sorted(Experiment.objects.get(name="Pair").variants.values_list("name", flat=True)) == ["A", "B"]
 
 
+def test_the_admin_form_sets_an_experiments_success_event(admin_client):
+    template = OutreachTemplateFactory()
+    variants = [{"name": name, "template": str(template.pk), "is_active": "on"} for name in ("A", "B")]
+    form = {**_experiment_form("Clicks", variants), "success_event": "clicked"}
+    assert admin_client.post(reverse("admin:leads_experiment_add"), form).status_code == 302
+    assert Experiment.objects.get(name="Clicks").success_event == Experiment.SuccessEvent.CLICKED
+
+
 def test_experiment_with_one_variant_is_refused_by_the_admin_form(admin_client):
     template = OutreachTemplateFactory()
     variants = [{"name": "Only", "template": str(template.pk), "is_active": "on"}]

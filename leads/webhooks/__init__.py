@@ -1,0 +1,2 @@
+"""The email providers' webhook door (django-anymail's tracking and inbound views), mounted at
+/webhooks/<provider>/tracking/ and /webhooks/<provider>/inbound/."""

@@ -284,6 +284,28 @@ def test_patch_experiment_changes_the_given_fields(api_client):
     assert experiment.target_persona == "startup"
 
 
+def test_an_experiment_counts_conversions_unless_created_with_another_success_event(api_client):
+    template = OutreachTemplateFactory()
+    default = api_client.post(EXPERIMENTS, _payload([template, template]), format="json").json()
+    clicks = api_client.post(
+        EXPERIMENTS, _payload([template, template], name="Clicks", success_event="clicked"), format="json"
+    )
+    assert default["success_event"] == "converted"
+    assert clicks.json()["success_event"] == "clicked"
+    assert Experiment.objects.get(name="Clicks").success_event == Experiment.SuccessEvent.CLICKED
+
+
+def test_patch_experiment_changes_its_success_event_and_refuses_an_unknown_one(api_client):
+    experiment = _experiment()
+    url = f"{EXPERIMENTS}/{experiment.pk}"
+    assert api_client.patch(url, {"success_event": "replied_interested"}, format="json").json()["success_event"] == (
+        "replied_interested"
+    )
+    assert_problem(api_client.patch(url, {"success_event": "opened"}, format="json"), 400, ["success_event"])
+    experiment.refresh_from_db()
+    assert experiment.success_event == Experiment.SuccessEvent.REPLIED_INTERESTED
+
+
 def test_patch_experiment_cannot_change_its_status(api_client):
     experiment = _experiment()
     api_client.patch(f"{EXPERIMENTS}/{experiment.pk}", {"status": "paused"}, format="json")
