@@ -93,6 +93,7 @@ def _outbox_rows() -> int:
 
 def measure(name: str, app: str, env: dict[str, str], args: argparse.Namespace, provider: str = "sendgrid") -> dict:
     batch = args.batch if provider == "sendgrid" else 1
+    (ROOT / "var").mkdir(exist_ok=True)
     server = Gunicorn(app, env, log_path=ROOT / "var" / "bench-webhooks.log")
     try:
         wrk(server.url, provider, batch, env, argparse.Namespace(**{**vars(args), "duration": 2}), run=-1)

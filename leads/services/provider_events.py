@@ -148,28 +148,34 @@ def bounce_type(provider: str, event: AnymailTrackingEvent) -> str:
 
 
 @dataclass(frozen=True)
+class _Target:
+    """The outreach an event names: its id and its lead's key (the message's partition key)."""
+
+    pk: int
+    lightfield_id: str
+
+
+@dataclass(frozen=True)
 class _Found:
-    by_provider_id: dict[str, Outreach]
-    by_pk: dict[int | None, Outreach]
+    by_provider_id: dict[str, _Target]
+    by_pk: dict[int | None, _Target]
 
 
 def _outreach_for(events: Sequence[AnymailTrackingEvent]) -> _Found:
     """The outreach the events name, by the provider's message id or our metadata's outreach id,
-    in one query."""
+    in one query (rows as tuples: a provider's batch names up to 1,000)."""
     provider_ids = {event.message_id for event in events if event.message_id}
     pks = {pk for pk in map(_metadata_outreach_id, events) if pk is not None}
     if not provider_ids and not pks:
         return _Found({}, {})
-    rows = (
-        Outreach.objects.filter(Q(provider_message_id__in=provider_ids) | Q(pk__in=pks))
-        .select_related("lead")
-        .only("pk", "provider_message_id", "lead__lightfield_id")
+    rows = Outreach.objects.filter(Q(provider_message_id__in=provider_ids) | Q(pk__in=pks)).values_list(
+        "pk", "provider_message_id", "lead__lightfield_id"
     )
     found = _Found({}, {})
-    for outreach in rows:
-        found.by_pk[outreach.pk] = outreach
-        if outreach.provider_message_id:
-            found.by_provider_id[outreach.provider_message_id] = outreach
+    for pk, provider_message_id, lightfield_id in rows:
+        found.by_pk[pk] = target = _Target(pk, lightfield_id)
+        if provider_message_id:
+            found.by_provider_id[provider_message_id] = target
     return found
 
 
@@ -181,7 +187,7 @@ def _metadata_outreach_id(event: AnymailTrackingEvent) -> int | None:
     return int(text) if text.isdigit() and len(text) < 19 else None
 
 
-def _emission(provider: str, event_id: str, event: AnymailTrackingEvent, outreach: Outreach) -> Emission:
+def _emission(provider: str, event_id: str, event: AnymailTrackingEvent, outreach: _Target) -> Emission:
     event_type = ENGAGEMENT_TYPES[event.event_type]
     message: dict[str, Any] = {
         "event_id": event_id,
@@ -193,7 +199,7 @@ def _emission(provider: str, event_id: str, event: AnymailTrackingEvent, outreac
     }
     if event_type == EngagementEvent.Type.BOUNCED:
         message["bounce_type"] = bounce_type(provider, event)
-    return Emission(OUTREACH_EVENTS, outreach.lead.lightfield_id, f"engagement.{event_type}", message)
+    return Emission(OUTREACH_EVENTS, outreach.lightfield_id, f"engagement.{event_type}", message)
 
 
 def _payload(provider: str, event: AnymailTrackingEvent) -> dict[str, Any]:
