@@ -1,6 +1,7 @@
-"""An email provider's send API on loopback: Postmark's `POST /email` and Mailgun's
-`POST /v3/<domain>/messages`, answering in their documented shapes over real HTTP/1.1 with
-keep-alive, so anymail's own backends talk to it exactly as to the provider.
+"""An email provider's send API on loopback: Postmark's `POST /email`, Mailgun's
+`POST /v3/<domain>/messages` and Amazon SES v2's `POST /v2/email/outbound-emails`, answering in
+their documented shapes over real HTTP/1.1 with keep-alive, so anymail's own backends (requests,
+boto3) talk to it exactly as to the provider.
 
 It records every request (and every TCP connection, to show one is reused), and on demand
 answers a recipient with an error of the provider's, answers everything with an outage status,
@@ -9,12 +10,15 @@ hangs without answering (a timeout), or answers slowly. Nothing here is a mock o
 
 from __future__ import annotations
 
+import base64
+import email
 import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,23 +28,26 @@ HANG = "hang"  # an outage that never answers: the client's timeout ends the req
 
 @dataclass
 class Received:
-    """One send request: which API, its fields (Postmark's JSON, Mailgun's form: a list per
-    field), the recipient, and the provider message id answered (None when it was not accepted)."""
+    """One send request: which API, its fields (Postmark's and SES's JSON, Mailgun's form: a list
+    per field), the recipient, the raw MIME message (SES), and the provider message id answered
+    (None when it was not accepted)."""
 
     api: str
     path: str
     headers: dict[str, str]
     fields: dict[str, Any]
     recipient: str
+    raw: Message | None = None
     accepted_id: str | None = None
 
 
 @dataclass
 class ProviderStandIn:
     """Start with `start()`; `url` is the base to put in ANYMAIL's POSTMARK_API_URL (or
-    `url + "/v3"` in MAILGUN_API_URL). `outage` (an HTTP status, or HANG) answers every request
-    so until `recover()`; `errors[recipient]` answers that recipient with (status, JSON body);
-    after `accept_limit` accepted messages it hangs (until `recover()`): a provider gone quiet."""
+    `url + "/v3"` in MAILGUN_API_URL, or as the SES client's `endpoint_url`). `outage` (an HTTP
+    status, or HANG) answers every request so until `recover()`; `errors[recipient]` answers that
+    recipient with (status, JSON body); after `accept_limit` accepted messages it hangs (until
+    `recover()`): a provider gone quiet."""
 
     delay: float = 0.0  # seconds before each answer: a slow provider
     outage: int | str | None = None
@@ -96,7 +103,7 @@ class ProviderStandIn:
         if self.outage == HANG or (self.accept_limit is not None and accepted >= self.accept_limit):
             return None
         if isinstance(self.outage, int):
-            return self.outage, {"ErrorCode": 100, "Message": "Maintenance"} if request.api == "postmark" else {}
+            return self.outage, _outage_body(request.api, self.outage)
         if request.recipient in self.errors:
             return self.errors[request.recipient]
         request.accepted_id = _provider_id(request.api)
@@ -104,7 +111,17 @@ class ProviderStandIn:
 
 
 def _provider_id(api: str) -> str:
-    return str(uuid.uuid4()) if api == "postmark" else f"<{uuid.uuid4().hex}@mg.stand-in.example>"
+    if api == "mailgun":
+        return f"<{uuid.uuid4().hex}@mg.stand-in.example>"
+    return str(uuid.uuid4()) if api == "postmark" else f"0100{uuid.uuid4().hex}-000000"
+
+
+def _outage_body(api: str, status: int) -> dict[str, Any]:
+    if api == "postmark":
+        return {"ErrorCode": 100, "Message": "Maintenance"}
+    if api == "ses":  # boto3 reads the error code from `__type`
+        return {"__type": "TooManyRequestsException" if status == 429 else "InternalFailure", "message": "Try later"}
+    return {}
 
 
 def _accepted_body(request: Received) -> dict[str, Any]:
@@ -116,16 +133,25 @@ def _accepted_body(request: Received) -> dict[str, Any]:
             "ErrorCode": 0,
             "Message": "OK",
         }
+    if request.api == "ses":  # SESv2 SendEmail
+        return {"MessageId": request.accepted_id}
     return {"id": request.accepted_id, "message": "Queued. Thank you."}  # Mailgun's messages API
 
 
-def _parse(path: str, body: bytes) -> tuple[str, dict[str, Any], str]:
-    """(api, fields, recipient) of a send request."""
+SEND_PATHS = ("/email", "/v2/email/outbound-emails")
+
+
+def _parse(path: str, body: bytes) -> Received:
+    """The send request at `path` (one of SEND_PATHS, or Mailgun's) with `body`."""
     if path == "/email":
         fields = json.loads(body)
-        return "postmark", fields, fields["To"]
+        return Received("postmark", path, {}, fields, fields["To"])
+    if path == "/v2/email/outbound-emails":
+        fields = json.loads(body)
+        raw = email.message_from_bytes(base64.b64decode(fields["Content"]["Raw"]["Data"]))
+        return Received("ses", path, {}, fields, fields["Destination"]["ToAddresses"][0], raw)
     form = parse_qs(body.decode(), keep_blank_values=True)  # anymail posts a form without files
-    return "mailgun", form, form["to"][0]
+    return Received("mailgun", path, {}, form, form["to"][0])
 
 
 def _handler_for(stand_in: ProviderStandIn) -> type[BaseHTTPRequestHandler]:
@@ -139,12 +165,13 @@ def _handler_for(stand_in: ProviderStandIn) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            known = self.path == "/email" or (self.path.startswith("/v3/") and self.path.endswith("/messages"))
+            known = self.path in SEND_PATHS or (self.path.startswith("/v3/") and self.path.endswith("/messages"))
             if not known:
                 self._reply(404, {"message": "not found"})
                 return
-            api, fields, recipient = _parse(self.path, body)
-            answer = stand_in.answer(Received(api, self.path, dict(self.headers.items()), fields, recipient))
+            request = _parse(self.path, body)
+            request.headers = dict(self.headers.items())
+            answer = stand_in.answer(request)
             if answer is None:
                 self.close_connection = True
                 return

@@ -1,4 +1,4 @@
-"""The dispatcher through anymail's Postmark and Mailgun backends, against a stand-in of each
+"""The dispatcher through anymail's Postmark, Mailgun and Amazon SES backends, against a stand-in of each
 provider's send API on loopback: our metadata and tag travel with each message, the provider's
 message id is stored beside our Message-ID, one connection carries a share, an outage (5xx, 429,
 a timeout) is waited out, a 4xx fails that outreach alone, and a dispatcher killed mid-batch
@@ -7,6 +7,7 @@ sends nothing twice."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from leads.models import Lead, OutboxEvent, Outreach, Variant
 from leads.services.dispatch import dispatch_due
 from leads.tests.factories import LeadFactory, VariantFactory
 from tests.pipeline_support import wait_until
-from tests.provider_stand_ins import HANG, ProviderStandIn
+from tests.provider_stand_ins import HANG, ProviderStandIn, Received
 
 # Not one of anymail's warnings either (it warns, or refuses, where a provider cannot take what we send).
 pytestmark = [
@@ -39,6 +40,16 @@ def stand_in() -> Iterator[ProviderStandIn]:
 
 def _backend_settings(provider: str, stand_in: ProviderStandIn) -> tuple[str, dict[str, object]]:
     """EMAIL_BACKEND and ANYMAIL for `provider`, its API URL pointing at the stand-in."""
+    if provider == "ses":
+        client = {
+            "endpoint_url": stand_in.url,
+            "region_name": "eu-west-1",
+            "aws_access_key_id": "stand-in",
+            "aws_secret_access_key": "stand-in",
+            # One try per call, as the requests-based backends make: our retries decide.
+            "config": {"retries": {"total_max_attempts": 1}, "connect_timeout": 1, "read_timeout": 1},
+        }
+        return "anymail.backends.amazon_ses.EmailBackend", {"AMAZON_SES_CLIENT_PARAMS": client}
     if provider == "postmark":
         return "anymail.backends.postmark.EmailBackend", {
             "POSTMARK_SERVER_TOKEN": "stand-in-token",
@@ -51,7 +62,7 @@ def _backend_settings(provider: str, stand_in: ProviderStandIn) -> tuple[str, di
     }
 
 
-@pytest.fixture(params=["postmark", "mailgun"])
+@pytest.fixture(params=["postmark", "mailgun", "ses"])
 def provider(request, settings, stand_in: ProviderStandIn) -> str:
     """Mail goes out through this provider's anymail backend to the stand-in."""
     settings.EMAIL_BACKEND, settings.ANYMAIL = _backend_settings(request.param, stand_in)
@@ -88,10 +99,12 @@ def _queue(count: int, *, variant: Variant | None = None, **fields) -> list[Outr
     )
 
 
-def _message_id_sent(provider: str, fields: dict) -> str:
-    if provider == "postmark":
-        return {header["Name"]: header["Value"] for header in fields["Headers"]}["Message-ID"]
-    return fields["h:Message-Id"][0]
+def _message_id_sent(request: Received) -> str:
+    if request.api == "postmark":
+        return {header["Name"]: header["Value"] for header in request.fields["Headers"]}["Message-ID"]
+    if request.api == "ses":
+        return request.raw["Message-ID"]
+    return request.fields["h:Message-Id"][0]
 
 
 def test_the_request_carries_our_metadata_and_tag_and_the_provider_id_is_stored_beside_our_message_id(
@@ -107,11 +120,17 @@ def test_the_request_carries_our_metadata_and_tag_and_the_provider_id_is_stored_
     if provider == "postmark":
         assert request.headers["X-Postmark-Server-Token"] == "stand-in-token"
         assert (request.fields["Metadata"], request.fields["Tag"]) == (metadata, f"experiment-{experiment_id}")
+    elif provider == "ses":  # in the raw message: SES's own tags restrict their content
+        assert request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=stand-in/")
+        assert (json.loads(request.raw["X-Metadata"]), request.raw.get_all("X-Tag")) == (
+            metadata,
+            [f"experiment-{experiment_id}"],
+        )
     else:
         assert request.path == f"/v3/{MAILGUN_DOMAIN}/messages"
         assert {key: request.fields[f"v:{key}"] for key in metadata} == {k: [v] for k, v in metadata.items()}
         assert request.fields["o:tag"] == [f"experiment-{experiment_id}"]
-    assert _message_id_sent(provider, request.fields) == row.message_id
+    assert _message_id_sent(request) == row.message_id
     row.refresh_from_db()
     assert (row.status, row.message_id, row.provider_message_id) == ("sent", row.message_id, request.accepted_id)
     assert row.handed_over_at is not None and row.handed_over_at <= row.updated_at
@@ -146,9 +165,11 @@ def test_a_provider_that_is_down_fails_nothing_and_each_mail_goes_once_it_recove
 
 POSTMARK_FROM_ERROR = "Invalid 'From' address: 'outreach@localhost'."
 MAILGUN_FROM_ERROR = "'from' parameter is not a valid address. please check documentation"
+SES_FROM_ERROR = "Email address is not verified. The following identities failed the check: outreach@localhost"
 PROVIDER_ERRORS = {  # the status, the documented error body, the provider's message in it
     "postmark": (422, {"ErrorCode": 300, "Message": POSTMARK_FROM_ERROR}, POSTMARK_FROM_ERROR),
     "mailgun": (400, {"message": MAILGUN_FROM_ERROR}, MAILGUN_FROM_ERROR),
+    "ses": (400, {"__type": "MessageRejected", "message": SES_FROM_ERROR}, SES_FROM_ERROR),
 }
 
 
@@ -163,7 +184,7 @@ def test_a_client_error_fails_that_outreach_with_the_providers_message_and_the_r
     assert len(stand_in.requests()) == 3, "a client error is not retried"
     refused.refresh_from_db()
     assert refused.status == Outreach.Status.FAILED
-    assert f"API response {status}" in refused.error and message in refused.error
+    assert message in refused.error
     assert Lead.objects.get(pk=refused.lead_id).status == Lead.Status.SCORED, "the lead itself is not at fault"
     assert {row.status for row in Outreach.objects.filter(pk__in=[o.pk for o in others])} == {Outreach.Status.SENT}
 
@@ -209,7 +230,7 @@ def test_a_stale_claim_handed_over_already_is_recorded_as_sent_without_a_resend(
     assert dispatch_due(now=now, limit=10).sent == 2
 
     [request] = stand_in.requests()
-    assert (request.recipient, _message_id_sent(provider, request.fields)) == (
+    assert (request.recipient, _message_id_sent(request)) == (
         interrupted.to_email,
         interrupted.message_id,
     )
