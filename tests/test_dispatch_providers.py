@@ -103,6 +103,7 @@ def _message_id_sent(request: Received) -> str:
     if request.api == "postmark":
         return {header["Name"]: header["Value"] for header in request.fields["Headers"]}["Message-ID"]
     if request.api == "ses":
+        assert request.raw is not None
         return request.raw["Message-ID"]
     return request.fields["h:Message-Id"][0]
 
