@@ -16,6 +16,7 @@ import threading
 import time
 
 import psycopg
+from anymail.exceptions import AnymailAPIError
 from confluent_kafka import KafkaException
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
@@ -48,17 +49,34 @@ class OutageGaveUp(RuntimeError):
 
 def dependency_down(error: BaseException) -> bool:
     """Whether `error`, or the error that caused it, says a dependency is unavailable for now
-    (SMTP's 4xx replies included) rather than that the work itself is wrong."""
+    (SMTP's 4xx replies and an email provider's 5xx, 429 or missing answer included) rather
+    than that the work itself is wrong."""
     if isinstance(error, OutageGaveUp):  # waited long enough: no more waiting
         return False
     cause: BaseException | None = error
     while cause is not None:
+        if isinstance(cause, AnymailAPIError):  # the provider's answer decides, whatever caused it
+            status = provider_status(cause)
+            return status is None or status >= 500 or status == 429
         if isinstance(cause, _DOWN):
             return True
         if isinstance(cause, smtplib.SMTPResponseException) and 400 <= cause.smtp_code < 500:
             return True
         cause = cause.__cause__
     return False
+
+
+def provider_status(error: AnymailAPIError) -> int | None:
+    """The HTTP status of the provider's answer; None when there was none (unreachable, timed
+    out). Requests-based backends carry it as `status_code`; Amazon SES's (boto3) in the parsed
+    error response."""
+    if error.status_code is not None:
+        return int(error.status_code)
+    response = error.response
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status is not None else None
+    return None
 
 
 class Outage:

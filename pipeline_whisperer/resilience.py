@@ -35,10 +35,12 @@ def retry_call(
     retry_on: tuple[type[BaseException], ...],
     rng: random.Random,
     sleep: Callable[[float], None] = time.sleep,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> T:
     """Call `fn` up to `attempts` times, backing off between tries; return its first result.
 
-    Only exceptions in `retry_on` are retried; any other propagates at once, and the last
+    Only exceptions in `retry_on` (and, with `retry_if`, only those it accepts: an HTTP error
+    whose status says "try again") are retried; any other propagates at once, and the last
     retryable one propagates when the attempts run out.
     """
     if attempts < 1:
@@ -46,7 +48,9 @@ def retry_call(
     for attempt in range(attempts - 1):
         try:
             return fn()
-        except retry_on:
+        except retry_on as error:
+            if retry_if is not None and not retry_if(error):
+                raise
             sleep(backoff_delay(attempt, base_delay=base_delay, max_delay=max_delay, rng=rng))
     return fn()
 

@@ -6,10 +6,18 @@ suppressed or whose lead was snoozed since scheduling, and marks the rest pendin
 of the claim. The mail then goes over OUTREACH_SEND_CONNECTIONS reused connections. The second
 marks what went out as sent and emits `outreach.sent` through the outbox.
 
-A dispatcher that dies between the two leaves pending rows; once their claim is older than
-OUTREACH_DISPATCH_CLAIM_TIMEOUT_SECONDS another dispatcher sends them again under the same
+Between the two, each message the mail server or email provider accepts is recorded at once, on
+its own (autocommit, from the sending thread): `handed_over_at`, and the provider's message id
+(anymail's `anymail_status.message_id`; empty over SMTP). A dispatcher that dies before the
+second transaction leaves pending rows; once their claim is older than
+OUTREACH_DISPATCH_CLAIM_TIMEOUT_SECONDS another dispatcher takes them: one handed over already is
+recorded as sent without going out again, one that was not is sent again under the same
 Message-ID, so a retried send is recognisable as the same mail. While a SendingPause is in force
 nothing is claimed.
+
+A mail server or provider that is down (no answer, a timeout, SMTP 4xx, HTTP 5xx or 429) leaves
+the rows pending, to go once it is back; a provider's other 4xx fails that outreach alone with
+the provider's message; a refused recipient fails it and its lead.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -54,12 +63,14 @@ PRE_CONTACT_STATUSES = (Lead.Status.RAW, Lead.Status.SCORED, Lead.Status.DISQUAL
 @dataclass
 class Delivery:
     """One outreach on its way out: sent, refused by the recipient's server (`refused`), or not
-    sent (`error`: a mail server that is down, to retry; anything else fails the row)."""
+    sent (`error`: a mail server that is down, to retry; anything else fails the row).
+    `handed_over`: accepted by the server in an earlier, interrupted dispatch; not sent again."""
 
     outreach: Outreach
     correlation_id: str | None = None  # carried by the outreach.sent it causes
     refused: str = ""
     error: Exception | None = None
+    handed_over: bool = False
 
     @property
     def sent(self) -> bool:
@@ -119,7 +130,7 @@ def _claim_due(*, now: datetime, limit: int) -> tuple[list[Delivery], int, bool]
             return [], 0, True
         rows = list(
             Outreach.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("lead")
+            .select_related("lead", "variant")
             .filter(
                 Q(status=Outreach.Status.SCHEDULED, scheduled_for__lte=now)
                 | Q(status=Outreach.Status.PENDING, claimed_at__lt=stale)
@@ -133,9 +144,12 @@ def _claim_due(*, now: datetime, limit: int) -> tuple[list[Delivery], int, bool]
         claimed = [outreach for outreach in rows if outreach.pk not in refusals]
         for outreach in claimed:
             outreach.message_id = outreach.message_id or message_id_new()  # a resend reuses it
+            if outreach.status == Outreach.Status.SCHEDULED:  # a new send (a soft bounce's retry too)
+                outreach.handed_over_at = None
             outreach.status, outreach.claimed_at, outreach.updated_at = Outreach.Status.PENDING, now, timezone.now()
-        Outreach.objects.bulk_update(claimed, ["message_id", "status", "claimed_at", "updated_at"])
-    return [Delivery(outreach) for outreach in claimed], len(refusals), False
+        Outreach.objects.bulk_update(claimed, ["message_id", "handed_over_at", "status", "claimed_at", "updated_at"])
+    deliveries = [Delivery(outreach, handed_over=outreach.handed_over_at is not None) for outreach in claimed]
+    return deliveries, len(refusals), False
 
 
 def _refusals(rows: Sequence[Outreach]) -> dict[int, str]:
@@ -196,38 +210,81 @@ def _announce_pause(pause: SendingPause | None) -> None:
 
 def dispatch_send(deliveries: Sequence[Delivery]) -> None:
     """Send over OUTREACH_SEND_CONNECTIONS mail connections at once (each its share, in order),
-    recording on each delivery what happened. A mail server answers each command before the
-    next: parallel connections keep it and us busy instead of waiting on each other."""
-    if not deliveries:
+    recording on each delivery what happened and on each row the hand-over. A mail server answers
+    each command before the next: parallel connections keep it and us busy instead of waiting on
+    each other. Deliveries handed over already are not sent again."""
+    unsent = [delivery for delivery in deliveries if not delivery.handed_over]
+    for delivery in deliveries:
+        if delivery.handed_over:
+            logger.info("outreach %s was handed over in an interrupted dispatch: not sent again", delivery.outreach.pk)
+    if not unsent:
         return
-    connections = min(settings.OUTREACH_SEND_CONNECTIONS, len(deliveries))
-    shares = [deliveries[start::connections] for start in range(connections)]
-    if connections == 1:
+    count = min(settings.OUTREACH_SEND_CONNECTIONS, len(unsent))
+    shares = [unsent[start::count] for start in range(count)]
+    if count == 1:
         _send_share(shares[0])
         return
-    with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="outreach-send") as pool:
-        list(pool.map(_send_share, shares))
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="outreach-send") as pool:
+        list(pool.map(_send_share_in_thread, shares))
+
+
+def _send_share_in_thread(deliveries: Sequence[Delivery]) -> None:
+    try:
+        _send_share(deliveries)
+    finally:
+        connections.close_all()  # this thread's own: they would outlive it otherwise
 
 
 def _send_share(deliveries: Sequence[Delivery]) -> None:
-    """Send over one connection; once the server stays unreachable, the rest are not tried:
-    they get the same error, to be retried. An error of one message alone fails only it."""
+    """Send over one connection, recording each hand-over as it happens; once the server stays
+    unreachable (or the database cannot record a hand-over), the rest are not tried: they get the
+    same error, to be retried. An error of one message alone fails only it."""
     connection = get_connection()
     try:
         for position, delivery in enumerate(deliveries):
             try:
-                _send(connection, _message(delivery.outreach, connection))
-            except smtplib.SMTPRecipientsRefused as error:
-                delivery.refused = f"recipient refused: {error.recipients}"
+                message = _message(delivery.outreach, connection)
+                _send(connection, message)
+            except (smtplib.SMTPRecipientsRefused, AnymailRecipientsRefused) as error:
+                delivery.refused = _refusal(error)
+                continue
             except Exception as error:
                 if not dependency_down(error):
                     delivery.error = error
                     continue
-                for unsent in deliveries[position:]:
-                    unsent.error = error
+                _leave_unsent(deliveries[position:], error)
+                return
+            try:
+                _record_hand_over(delivery.outreach, message)
+            except DatabaseError as error:  # sent, but unrecorded: send no more until it is back
+                _leave_unsent(deliveries[position + 1 :], error)
                 return
     finally:
         _close_quietly(connection)
+
+
+def _leave_unsent(deliveries: Sequence[Delivery], error: Exception) -> None:
+    for delivery in deliveries:
+        delivery.error = error
+
+
+def _refusal(error: smtplib.SMTPRecipientsRefused | AnymailRecipientsRefused) -> str:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return f"recipient refused: {error.recipients}"
+    status = getattr(error.email_message, "anymail_status", None)
+    recipients = {address: each.status for address, each in status.recipients.items()} if status else {}
+    return f"recipient refused by {error.esp_name}: {recipients}"
+
+
+def _record_hand_over(outreach: Outreach, message: EmailMessage) -> None:
+    """Note at once, outside any transaction, that the server accepted `message`: a dispatcher
+    that dies before recording the send must not send it again."""
+    status = getattr(message, "anymail_status", None)  # set by anymail's backends only
+    provider_id = status.message_id if status is not None and isinstance(status.message_id, str) else ""
+    outreach.handed_over_at, outreach.provider_message_id = timezone.now(), provider_id
+    Outreach.objects.filter(pk=outreach.pk).update(
+        handed_over_at=outreach.handed_over_at, provider_message_id=provider_id, updated_at=outreach.handed_over_at
+    )
 
 
 def _message(outreach: Outreach, connection: BaseEmailBackend) -> EmailMessage:
@@ -257,9 +314,16 @@ def _send(connection: BaseEmailBackend, message: EmailMessage) -> None:
             smtplib.SMTPHeloError,
             ConnectionError,
             TimeoutError,
+            AnymailAPIError,
         ),
+        retry_if=_worth_retrying,
         rng=random.Random(),  # noqa: S311  (jitter, not cryptography)
     )
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """A provider's API error is retried only when the provider is down (its 4xx would recur)."""
+    return not isinstance(error, AnymailAPIError) or dependency_down(error)
 
 
 def _close_quietly(connection: BaseEmailBackend) -> None:

@@ -79,6 +79,23 @@ def test_errors_not_listed_are_raised_at_once():
     assert flaky.calls == 1
 
 
+def test_a_listed_error_that_retry_if_turns_down_is_raised_at_once():
+    flaky, sleeps = Flaky(10, ConnectionError("refused for good")), list[float]()
+
+    with pytest.raises(ConnectionError, match="for good"):
+        retry_call(
+            flaky,
+            attempts=4,
+            base_delay=0.1,
+            max_delay=1.0,
+            retry_on=(ConnectionError,),
+            retry_if=lambda error: "for good" not in str(error),
+            rng=random.Random(1),
+            sleep=sleeps.append,
+        )
+    assert (flaky.calls, sleeps) == (1, [])
+
+
 def test_attempts_below_one_are_refused():
     with pytest.raises(ValueError, match="attempts"):
         retry(Flaky(0), attempts=0)

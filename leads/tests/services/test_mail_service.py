@@ -98,3 +98,38 @@ def test_no_line_break_in_a_stored_subject_or_address_reaches_a_header(breaker):
     mail = _wire(outreach_message(outreach))
     assert mail["Bcc"] is None
     assert mail["Subject"] == "Hello Bcc: victim@example.org"
+
+
+def test_the_mail_carries_its_ids_as_provider_metadata_and_its_experiment_as_its_one_tag():
+    outreach = OutreachFactory()
+    message = outreach_message(outreach)
+    assert message.metadata == {  # type: ignore[attr-defined]
+        "outreach_id": str(outreach.pk),
+        "variant_id": str(outreach.variant_id),
+        "experiment_id": str(outreach.variant.experiment_id),
+    }
+    assert message.tags == [f"experiment-{outreach.variant.experiment_id}"]  # type: ignore[attr-defined]
+
+
+def test_an_outreach_outside_any_experiment_carries_only_its_own_id_and_the_plain_tag():
+    outreach = OutreachFactory(variant=None)
+    message = outreach_message(outreach)
+    assert message.metadata == {"outreach_id": str(outreach.pk)}  # type: ignore[attr-defined]
+    assert message.tags == ["outreach"]  # type: ignore[attr-defined]
+
+
+def test_over_smtp_the_provider_metadata_and_tag_add_no_header():
+    mail = _wire(outreach_message(OutreachFactory(message_id="<abc@acme.example.com>")))
+    assert set(mail.keys()) == {
+        "Content-Type",
+        "MIME-Version",
+        "Content-Transfer-Encoding",
+        "Subject",
+        "From",
+        "To",
+        "Date",
+        "Message-ID",
+        "X-Outreach-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    }
