@@ -87,8 +87,8 @@ bench-api: $(DEV_STAMP)  ## API load with wrk against gunicorn and bare-WSGI cei
 soak: $(DEV_STAMP)  ## mixed load through a stage crash, a Redis restart and a frozen broker; then checks
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
 
-bench-webhooks: $(DEV_STAMP)  ## provider tracking webhooks (SendGrid batches, Postmark) against gunicorn and a fixed-JSON ceiling (BATCH DURATION RUNS)
-	$(BIN)/python bench/webhook_intake.py --batch $(or $(BATCH),100) --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
+bench-webhooks: $(DEV_STAMP)  ## provider tracking webhooks (SendGrid posts of BATCHES events, Postmark) against gunicorn and a fixed-JSON ceiling (DURATION RUNS)
+	$(BIN)/python bench/webhook_intake.py $(if $(BATCHES),--batches $(BATCHES)) --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
 
 bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilings on PostgreSQL and tansu (LEADS RUNS BATCH PROFILE=stage; results in bench/results/)
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs $(or $(RUNS),3) \

@@ -6,9 +6,14 @@ configuration (deploy/gunicorn.conf.py, 2 workers, ANYMAIL_WEBHOOK_SECRET set, a
 the events stop at the outbox as in production). wrk posts with CONNECTIONS connections, RUNS
 runs of DURATION seconds each:
 
-- SendGrid's event webhook, a JSON array of BATCH events a request (SendGrid batches up to
-  1,000; a mix of delivered, open and click for random seeded outreach, unique event ids);
+- SendGrid's event webhook, a JSON array of events a request, at each of BATCHES sizes
+  (SendGrid batches up to 1,000; a mix of delivered, open and click for random seeded
+  outreach, unique event ids);
 - Postmark's, one event a request.
+
+At 64 connections a p99 under 500 ms needs at least 128 posts/s whatever a post carries
+(Little's law: connections / latency), so the target holds only where a post's events are few
+enough for the server to answer that many: the table shows each size against it.
 
 An event is accepted when the request that carried it was answered 200: by then it is
 committed to the outbox (or, unmatched, to the unmatched table). The ceiling is the same
@@ -48,7 +53,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=100, help="events per SendGrid post")
+    parser.add_argument("--batches", default="10,100,1000", help="events per SendGrid post, comma-separated")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -57,37 +62,45 @@ def main() -> None:
 
     prepare_database()
     seeded = seed(args.leads, args.outreach)
-    _name_provider_messages()
+    seeded["outreach"] = _name_provider_messages()
     broker = TansuBroker().start()
     env = {**server_env(broker.bootstrap, seeded), "ANYMAIL_WEBHOOK_SECRET": SECRET}
     try:
-        ceiling = measure("ceiling: fixed JSON to the same SendGrid posts", "bench.baselines:fixed_json", env, args)
+        ceiling_name = "ceiling: fixed JSON to SendGrid posts of 100"
+        ceiling = measure(ceiling_name, "bench.baselines:fixed_json", env, args, batch=100)
+        app = "pipeline_whisperer.wsgi:application"
         rows = [
-            measure(f"SendGrid, {args.batch} events a post", "pipeline_whisperer.wsgi:application", env, args),
-            measure("Postmark, 1 event a post", "pipeline_whisperer.wsgi:application", env, args, "postmark"),
+            measure(f"SendGrid, {batch} events a post", app, env, args, batch=batch)
+            for batch in map(int, args.batches.split(","))
         ]
+        rows.append(measure("Postmark, 1 event a post", app, env, args, "postmark"))
     finally:
         broker.stop()
     stored = _outbox_rows()
     write_results(args, rows, ceiling, stored)
 
 
-def _name_provider_messages() -> None:
-    """Give each seeded outreach (message_id bench-<n>@bench) the provider id the posts name."""
+def _name_provider_messages() -> int:
+    """Give each seeded outreach (message_id bench-<n>@bench) the provider id the posts name;
+    how many there are."""
     import psycopg
 
     with psycopg.connect(DATABASE_URL, autocommit=True) as db:
-        db.execute(
+        return db.execute(
             "UPDATE leads_outreach SET provider_message_id = 'bench-pm-'"
             " || substring(message_id from 'bench-([0-9]+)@') WHERE message_id LIKE 'bench-%%@bench'"
-        )
+        ).rowcount
 
 
 def _outbox_rows() -> int:
+    """Events stored: engagement rows in the outbox plus unmatched events."""
     import psycopg
 
     with psycopg.connect(DATABASE_URL) as db:
-        row = db.execute("SELECT count(*) FROM leads_outboxevent WHERE event_type LIKE 'engagement.%%'").fetchone()
+        row = db.execute(
+            "SELECT (SELECT count(*) FROM leads_outboxevent WHERE event_type LIKE 'engagement.%%')"
+            " + (SELECT count(*) FROM leads_unmatchedproviderevent)"
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -134,16 +147,22 @@ def wrk(url: str, provider: str, batch: int, env: dict[str, str], args: argparse
     return figures
 
 
+def _verdict(row: dict) -> str:
+    if "target_met" not in row:
+        return ""
+    return "met" if row["target_met"] else "missed"
+
+
 def write_results(args: argparse.Namespace, rows: list[dict], ceiling: dict, stored: int) -> None:
     for row in rows:
         row["ratio_to_ceiling"] = round(row["requests_per_s"] / ceiling["requests_per_s"], 2)
-    sendgrid = rows[0]
-    met = (
-        sendgrid["events_per_s"] >= TARGET_EVENTS_PER_S
-        and sendgrid["p99_ms"] < TARGET_P99_MS
-        and sendgrid["errors"] == sendgrid["non_2xx"] == 0
-    )
-    settings = {key: getattr(args, key) for key in ("leads", "outreach", "duration", "runs", "connections", "batch")}
+    for row in rows:
+        row["target_met"] = (
+            row["events_per_s"] >= TARGET_EVENTS_PER_S
+            and row["p99_ms"] < TARGET_P99_MS
+            and row["errors"] == row["non_2xx"] == 0
+        )
+    settings = {key: getattr(args, key) for key in ("leads", "outreach", "duration", "runs", "connections", "batches")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "webhooks.json").write_text(
         json.dumps({"settings": settings, "rows": rows, "ceiling": ceiling, "outbox_rows": stored}, indent=2)
@@ -153,26 +172,24 @@ def write_results(args: argparse.Namespace, rows: list[dict], ceiling: dict, sto
         "",
         "gunicorn with deploy/gunicorn.conf.py (2 workers), PostgreSQL, a tansu broker, ANYMAIL_WEBHOOK_SECRET;",
         f"wrk -t2 -c{args.connections} on the same 2-core machine. Ratio: posts/s over the ceiling's posts/s",
-        "(fixed JSON to the same SendGrid posts), both in this run. Errors: socket errors and timeouts.",
+        "(fixed JSON to SendGrid posts of 100), both in this run. Errors: socket errors and timeouts.",
+        f"Target: >= {TARGET_EVENTS_PER_S:,} events/s, p99 < {TARGET_P99_MS} ms, 0 errors.",
         "",
-        "| posts | events/post | posts/s | events/s | p50 ms | p99 ms | errors | non-2xx | ratio to ceiling |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| posts | events/post | posts/s | events/s | p50 ms | p99 ms | errors | non-2xx | ratio to ceiling | target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in [*rows, ceiling]:
         lines.append(
             f"| {row['name']} | {row['events_per_request']} | {row['requests_per_s']} | {row['events_per_s']} | "
             f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['non_2xx']} | "
-            f"{row.get('ratio_to_ceiling', '')} |"
+            f"{row.get('ratio_to_ceiling', '')} | {_verdict(row)} |"
         )
     accepted = sum(row["accepted_events"] for row in rows)
     lines += [
         "",
-        f"Engagement rows in the outbox after the runs: {stored:,} (events answered 200, warm-ups included"
-        f" in the count: {accepted:,} and more).",
-        "",
-        f"Target (SendGrid posts): >= {TARGET_EVENTS_PER_S:,} events/s, p99 < {TARGET_P99_MS} ms, 0 errors:"
-        f" {'met' if met else 'missed'} ({sendgrid['events_per_s']:,} events/s, p99 {sendgrid['p99_ms']} ms,"
-        f" {sendgrid['errors'] + sendgrid['non_2xx']} errors).",
+        f"Events stored after the runs (engagement rows in the outbox and unmatched events): {stored:,};"
+        f" events answered 200 in the measured runs: {accepted:,} (warm-ups and repeated Postmark"
+        " events, which carry no id and are stored once, make the two differ).",
     ]
     (RESULTS / "webhooks.md").write_text("\n".join(lines) + "\n")
     print((RESULTS / "webhooks.md").read_text())
