@@ -105,7 +105,7 @@ def _applied(stack: Stack, *outreach: Outreach) -> None:
 
 
 def _posterior(outreach: Outreach) -> tuple[float, float]:
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(pk=outreach.variant.pk)
     return variant.alpha, variant.beta
 
 
