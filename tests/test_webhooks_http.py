@@ -62,6 +62,8 @@ def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> It
         ANYMAIL_WEBHOOK_SECRET=hooks.SECRET,
         ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY=hooks.MAILGUN_SIGNING_KEY,
         ANYMAIL_AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS="false",
+        # SES posts are signed by a loopback key; its certificate is served from this process.
+        ANYMAIL_AMAZON_SES_SNS_CERT_URL_PATTERN=hooks.sns_signer().cert_url_pattern,
         WEB_CONCURRENCY="2",
         GUNICORN_THREADS="2",
     )
@@ -103,7 +105,7 @@ def _applied(stack: Stack, *outreach: Outreach) -> None:
 
 
 def _posterior(outreach: Outreach) -> tuple[float, float]:
-    variant = Variant.objects.get(pk=outreach.variant_id)
+    variant = Variant.objects.get(pk=outreach.variant.pk)
     return variant.alpha, variant.beta
 
 
@@ -183,6 +185,7 @@ def test_refused_and_malformed_posts_change_nothing_and_the_stage_keeps_running(
         (stack.post(hooks.postmark("Bounce", message_id), auth="hooks:wrong-password"), 400),
         (stack.post(hooks.mailgun("failed", message_id, token="b" * 50, key="forged-key")), 400),
         (stack.post(hooks.ses("Bounce", message_id, sns_id="22222222-aaaa-5bbb-8ccc-000000000001"), auth=None), 401),
+        (stack.post(_changed_after_signing(hooks.ses("Bounce", message_id, sns_id="22222222-aaaa-5bbb-8ccc-2"))), 400),
         (stack.post(hooks.WebhookPost("/webhooks/postmark/tracking/", b'{"RecordType": "Bou', _JSON)), 400),
         (
             stack.post(
@@ -201,6 +204,13 @@ def test_refused_and_malformed_posts_change_nothing_and_the_stage_keeps_running(
     _applied(stack, outreach)
     assert Outreach.objects.get(pk=outreach.pk).status == Outreach.Status.DELIVERED
     assert _posterior(outreach) == (1.0, 1.0)
+
+
+def _changed_after_signing(post: hooks.WebhookPost) -> hooks.WebhookPost:
+    """An SNS post whose SES event was edited after SNS signed it (a hard bounce passed off as a soft one)."""
+    message = json.loads(post.body)
+    message["Message"] = message["Message"].replace("Permanent", "Transient")
+    return hooks.WebhookPost(post.path, json.dumps(message).encode(), post.headers)
 
 
 def test_a_bounce_for_an_erased_person_is_applied_without_their_address(stack):

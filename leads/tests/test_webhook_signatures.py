@@ -2,8 +2,10 @@
 leads/webhooks/sns.py), SendGrid's signed event webhook and Mailgun's signing key (anymail's).
 
 Each test signs a payload as the provider does, with keys made here, and posts it over the
-Django test client to the views mounted by this module's urlconf. SNS signing certificates are
-served by a loopback HTTP stand-in; the certificate URL pattern is widened to admit it."""
+Django test client to /webhooks/<esp>/..., the door production mounts (leads/webhooks/urls.py),
+so an accepted event is recorded as it would be there. SNS signing certificates are served by a
+loopback HTTP stand-in (leads/tests/sns_signing.py); the certificate URL pattern is widened to
+admit it."""
 
 from __future__ import annotations
 
@@ -12,126 +14,29 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import inbound, tracking
-from anymail.webhooks.mailgun import MailgunTrackingWebhookView
-from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
-from django.urls import path
 
+from leads.tests.sns_signing import LOOPBACK_CERT_URL_PATTERN, CertificateServer, SigningKey
 from leads.webhooks import sns
 
-urlpatterns = [
-    path("webhooks/amazon_ses/tracking/", sns.AmazonSESTrackingWebhookView.as_view()),
-    path("webhooks/amazon_ses/inbound/", sns.AmazonSESInboundWebhookView.as_view()),
-    path("webhooks/sendgrid/tracking/", SendGridTrackingWebhookView.as_view()),
-    path("webhooks/mailgun/tracking/", MailgunTrackingWebhookView.as_view()),
-]
-
 pytestmark = [
-    pytest.mark.urls(__name__),
+    pytest.mark.django_db,
     pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning"),
 ]
 
 WEBHOOK_SECRET = "anymail:webhook-secret-for-tests"
 BASIC_AUTH = "Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode()
-LOOPBACK_CERT_PATTERN = r"^http://127\.0\.0\.1:\d+$"
 MAILGUN_SIGNING_KEY = "mailgun-signing-key-for-tests"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
-
-# The fields SNS signs, in AWS's documented order (written out here, not taken from the code
-# under test, so that the test checks the code against the documentation).
-NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
-
-
-# --- signing keys, certificates and the certificate server ------------------------------------
-
-
-class SigningKey:
-    """An RSA key and its self-signed certificate, as SNS holds them."""
-
-    def __init__(self, common_name: str = "sns.amazonaws.com") -> None:
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = datetime.now(tz=UTC)
-        self.certificate_pem = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.private_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30))
-            .sign(self.private_key, hashes.SHA256())
-            .public_bytes(serialization.Encoding.PEM)
-        )
-
-    def sign(self, message: dict[str, Any], *, version: str, cert_url: str) -> dict[str, Any]:
-        """`message` with SignatureVersion, SigningCertURL and Signature, as SNS sends it."""
-        fields = NOTIFICATION_FIELDS if message["Type"] == "Notification" else CONFIRMATION_FIELDS
-        signed = "".join(f"{name}\n{message[name]}\n" for name in fields if name in message)
-        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()  # noqa: S303  (SNS version 1)
-        signature = self.private_key.sign(signed.encode(), padding.PKCS1v15(), algorithm)
-        return {
-            **message,
-            "SignatureVersion": version,
-            "SigningCertURL": cert_url,
-            "Signature": base64.b64encode(signature).decode(),
-        }
-
-
-class CertificateServer:
-    """A loopback HTTP server answering GET with the bytes registered for a path (or the
-    status registered for it), recording every path asked for."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.documents: dict[str, bytes | int] = {}
-        self.requested: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requested.append(self.path)
-                document = server.documents.get(self.path, 404)
-                if isinstance(document, int):
-                    self.send_error(document)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(document)))
-                self.end_headers()
-                self.wfile.write(document)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def publish(self, document: bytes | int) -> str:
-        """Serve `document` (or answer with that status) at a new path; return its URL."""
-        path = f"/SimpleNotificationService-{uuid.uuid4().hex}.pem"
-        self.documents[path] = document
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +61,7 @@ def anymail_settings(settings: Any) -> dict[str, Any]:
     settings.ANYMAIL = {
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": False,
-        "AMAZON_SES_SNS_CERT_URL_PATTERN": LOOPBACK_CERT_PATTERN,
+        "AMAZON_SES_SNS_CERT_URL_PATTERN": LOOPBACK_CERT_URL_PATTERN,
         "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_SIGNING_KEY,
     }
     return settings.ANYMAIL

@@ -1,11 +1,13 @@
 """Tracking webhook bodies in each provider's documented format (as in django-anymail's own
 webhook tests and the providers' docs), built for a given message, and the requests that carry
 them: Postmark (one JSON event), Mailgun (JSON with an HMAC signature block), SendGrid (a JSON
-batch) and Amazon SES (an SNS notification around the SES event)."""
+batch) and Amazon SES (an SNS notification around the SES event, signed for real by a loopback
+key: see `sns_signer`)."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -13,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from leads.tests.sns_signing import SnsSigner
+
 SECRET = "hooks:s3cret-webhook-pass"
 MAILGUN_SIGNING_KEY = "key-mailgun-signing-0123456789"
+SES_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 WHEN = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
@@ -99,7 +104,7 @@ def sendgrid(events: list[dict[str, Any]]) -> WebhookPost:
 
 def ses(notification_type: str, message_id: str, *, sns_id: str, **detail: Any) -> WebhookPost:
     """An SES notification (Bounce: bounceType Permanent/Transient; Delivery; Complaint; Open;
-    Click) inside an SNS Notification, posted as text/plain with SNS's headers."""
+    Click) inside an SNS Notification, signed by `sns_signer()`."""
     mail = {"timestamp": "2026-11-30T11:59:00.000Z", "messageId": message_id, "destination": ["lead@example.com"]}
     event: dict[str, Any] = {"notificationType": notification_type, "mail": mail}
     if notification_type == "Bounce":
@@ -118,22 +123,49 @@ def ses(notification_type: str, message_id: str, *, sns_id: str, **detail: Any) 
             event["click"]["link"] = "https://whisperer.example/pricing"
     for key, value in detail.items():
         event.setdefault(key, {}).update(value)
-    sns = {
+    notification = {
         "Type": "Notification",
         "MessageId": sns_id,
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-events",
+        "TopicArn": SES_TOPIC_ARN,
         "Message": json.dumps(event) + "\n",
         "Timestamp": "2026-11-30T12:00:00.000Z",
-        "SignatureVersion": "1",
-        "Signature": "EXAMPLE-SIGNATURE==",
-        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-12345abcde.pem",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
     }
+    return _sns(notification)
+
+
+def ses_subscription_confirmation(sns_id: str) -> WebhookPost:
+    """The SubscriptionConfirmation SNS posts when the SES events topic is subscribed to our URL."""
+    token = "2336412f37fb687f5d51e6e2425c464de"
+    confirmation = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": sns_id,
+        "Token": token,
+        "TopicArn": SES_TOPIC_ARN,
+        "Message": f"You have chosen to subscribe to the topic {SES_TOPIC_ARN}.",
+        "SubscribeURL": f"https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token={token}",
+        "Timestamp": "2026-11-30T12:00:00.000Z",
+    }
+    return _sns(confirmation)
+
+
+@functools.cache
+def sns_signer() -> SnsSigner:
+    """The key that signs the SES posts built here, its certificate on a loopback server: made on
+    first use and kept for the test run. A webhook admits it when its ANYMAIL
+    AMAZON_SES_SNS_CERT_URL_PATTERN is `sns_signer().cert_url_pattern`."""
+    return SnsSigner()
+
+
+def _sns(message: dict[str, Any]) -> WebhookPost:
+    """`message` signed as SNS signs it, posted as text/plain with SNS's headers."""
     headers = {
         "Content-Type": "text/plain; charset=UTF-8",
-        "x-amz-sns-message-type": "Notification",
-        "x-amz-sns-message-id": sns_id,
+        "x-amz-sns-message-type": message["Type"],
+        "x-amz-sns-message-id": message["MessageId"],
     }
-    return WebhookPost("/webhooks/amazon_ses/tracking/", json.dumps(sns).encode(), headers)
+    body = json.dumps(sns_signer().sign(message)).encode()
+    return WebhookPost("/webhooks/amazon_ses/tracking/", body, headers)
 
 
 def _json(path: str, body: Any) -> WebhookPost:
