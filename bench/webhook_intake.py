@@ -104,8 +104,9 @@ def _outbox_rows() -> int:
     return int(row[0]) if row else 0
 
 
-def measure(name: str, app: str, env: dict[str, str], args: argparse.Namespace, provider: str = "sendgrid") -> dict:
-    batch = args.batch if provider == "sendgrid" else 1
+def measure(
+    name: str, app: str, env: dict[str, str], args: argparse.Namespace, provider: str = "sendgrid", batch: int = 1
+) -> dict:
     (ROOT / "var").mkdir(exist_ok=True)
     server = Gunicorn(app, env, log_path=ROOT / "var" / "bench-webhooks.log")
     try:
