@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from leads.models import OutboxEvent
-from pipeline_whisperer.bulk import bulk_insert
+from pipeline_whisperer.bulk import bulk_upsert
 from pipeline_whisperer.correlation import get_correlation_id
 
 Dispatcher = Callable[[Sequence[OutboxEvent]], object]
@@ -41,28 +41,31 @@ def outbox_dispatcher_set(dispatcher: Dispatcher | None) -> None:
 
 
 def outbox_emit(*, topic: str, key: str, event_type: str, payload: Any) -> OutboxEvent:
-    return outbox_emit_many([Emission(topic, key, event_type, payload)])[0]
+    event_id = outbox_emit_many([Emission(topic, key, event_type, payload)])[0]
+    return OutboxEvent.objects.get(event_id=event_id)
 
 
-def outbox_emit_many(emissions: Sequence[Emission]) -> Sequence[OutboxEvent]:
-    """Write events to the outbox in order, in one insert; call inside the transaction that caused them."""
+def outbox_emit_many(emissions: Sequence[Emission]) -> list[uuid.UUID]:
+    """Write events to the outbox in order, in one insert; call inside the transaction that
+    caused them. Their event ids, in order. Rows go in as plain values: a provider's webhook
+    batch writes up to 1,000, and model instances would cost more than the insert. Instances are
+    made only for an in-process dispatcher."""
     correlation_id = get_correlation_id()
-    rows = bulk_insert(
-        [
-            OutboxEvent(
-                event_id=uuid.uuid4(),
-                topic=e.topic,
-                key=e.key,
-                event_type=e.event_type,
-                payload=e.payload,
-                correlation_id=correlation_id if e.correlation_id is None else e.correlation_id,
-            )
-            for e in emissions
-        ],
-        key_field="event_id",
-    )
-    outbox_dispatch_after_commit(rows)
-    return rows
+    rows = [
+        {
+            "event_id": uuid.uuid4(),
+            "topic": e.topic,
+            "key": e.key,
+            "event_type": e.event_type,
+            "payload": e.payload,
+            "correlation_id": correlation_id if e.correlation_id is None else e.correlation_id,
+        }
+        for e in emissions
+    ]
+    pks = bulk_upsert(OutboxEvent, rows, key_field="event_id")
+    if _dispatcher is not None:
+        outbox_dispatch_after_commit([OutboxEvent(pk=pks[str(row["event_id"])], **row) for row in rows])
+    return [row["event_id"] for row in rows]
 
 
 def outbox_dispatch_after_commit(rows: Sequence[OutboxEvent]) -> None:

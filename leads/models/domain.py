@@ -6,6 +6,8 @@ invariant that matters is a database constraint, so no code path can break it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
@@ -352,6 +354,13 @@ class Outreach(models.Model):
 
     def __str__(self) -> str:
         return f"Outreach {self.pk} to {self.to_email} ({self.status})"
+
+    @staticmethod
+    def with_provider_id(provider_ids: Iterable[str]) -> Q:
+        """Outreach whose provider message id is one of `provider_ids`, in a form the partial
+        index serves: PostgreSQL proves a long IN list implies the index's condition only when
+        the query states that condition too (otherwise it scans the table)."""
+        return Q(provider_message_id__in=list(provider_ids)) & ~Q(provider_message_id="")
 
 
 class EngagementType(models.TextChoices):

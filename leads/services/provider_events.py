@@ -168,7 +168,7 @@ def _outreach_for(events: Sequence[AnymailTrackingEvent]) -> _Found:
     pks = {pk for pk in map(_metadata_outreach_id, events) if pk is not None}
     if not provider_ids and not pks:
         return _Found({}, {})
-    rows = Outreach.objects.filter(Q(provider_message_id__in=provider_ids) | Q(pk__in=pks)).values_list(
+    rows = Outreach.objects.filter(Outreach.with_provider_id(provider_ids) | Q(pk__in=pks)).values_list(
         "pk", "provider_message_id", "lead__lightfield_id"
     )
     found = _Found({}, {})

@@ -108,7 +108,7 @@ def outreach_for_thread(ids: Sequence[str]) -> Outreach | None:
     ours = {f"<{bare}>": bare for bare in ids}
     theirs = {shape: bare for bare in ids for shape in _provider_shapes(bare)}
     rows = Outreach.objects.select_related("lead").filter(
-        Q(message_id__in=list(ours)) | Q(provider_message_id__in=list(theirs))
+        Q(message_id__in=list(ours)) | Outreach.with_provider_id(theirs)
     )
     by_thread_id: dict[str, Outreach] = {}
     for row in rows:
