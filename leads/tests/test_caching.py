@@ -10,11 +10,12 @@ from django.utils import timezone
 
 from leads import caching, selectors
 from leads.models import Lead, Outreach
-from leads.services.dispatch import Delivery, dispatch_record
+from leads.services.dispatch import dispatch_record
 from leads.services.feedback import engagement_apply
 from leads.services.ingest import lead_ingest_batch
 from leads.services.leads import lead_create, lead_rescore, lead_score, lead_snooze, lead_unsnooze, lead_update
 from leads.services.outreach import OutreachRequest, outreach_schedule_batch
+from leads.services.sending import Delivery
 from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.cache import cache_guard_reset
 

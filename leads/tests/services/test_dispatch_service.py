@@ -11,8 +11,9 @@ from django.core import mail
 from django.utils import timezone
 
 from leads.models import Lead, OutboxEvent, Outreach, Variant
-from leads.services.dispatch import Delivery, dispatch_due, dispatch_record, dispatch_send
+from leads.services.dispatch import dispatch_due, dispatch_record
 from leads.services.queue import outreach_cancel, outreach_send_now
+from leads.services.sending import Delivery, dispatch_send
 from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.exceptions import Conflict
 
