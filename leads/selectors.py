@@ -63,25 +63,59 @@ class VariantPosterior:
     ci_low: float
     ci_high: float
     probability_best: float
+    # E[max_j p_j - p_i] among the active variants, in conversion-rate units; None when paused.
+    expected_loss: float | None = None
 
 
 def experiment_posteriors(variants: list[Variant]) -> dict[int, VariantPosterior]:
     """Per variant: posterior mean, 95% credible interval, and the probability of being the
-    best among the active variants (0 for a paused variant, which the bandit never picks)."""
+    best among the active variants (0 for a paused variant, which the bandit never picks) with
+    the expected loss of choosing it, both from the same posterior draws."""
     active = [bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in variants if v.is_active]
-    best = (
-        {p.key: p.probability_best for p in bandit.summarise(active, random.Random(POSTERIOR_SEED))} if active else {}
-    )
+    risks = {risk.key: risk for risk in bandit.arm_risks(active, random.Random(POSTERIOR_SEED))}
     summaries = {}
     for variant in variants:
+        risk = risks.get(variant.pk)
         summaries[variant.pk] = VariantPosterior(
             variant_id=variant.pk,
             mean=variant.alpha / (variant.alpha + variant.beta),
             ci_low=bandit.beta_quantile(0.025, variant.alpha, variant.beta),
             ci_high=bandit.beta_quantile(0.975, variant.alpha, variant.beta),
-            probability_best=best.get(variant.pk, 0.0),
+            probability_best=risk.probability_best if risk else 0.0,
+            expected_loss=risk.expected_loss if risk else None,
         )
     return summaries
+
+
+class DecisionStatus:
+    RUNNING = "running"
+    WINNER_FOUND = "winner_found"
+    SHIPPED = "shipped"
+    CHOICES = (RUNNING, WINNER_FOUND, SHIPPED)
+
+
+@dataclass(frozen=True)
+class ExperimentDecision:
+    status: str  # a DecisionStatus value
+    winner: int | None  # the winning (or shipped) variant's id
+
+
+def experiment_decision(
+    experiment: Experiment, variants: list[Variant], posteriors: dict[int, VariantPosterior]
+) -> ExperimentDecision:
+    """Where the experiment stands under its stopping rule (no query: the variants and their
+    `experiment_posteriors` are passed in). Shipped is final; otherwise a winner is found when
+    the active variant of least expected loss has it below the experiment's threshold and every
+    active variant has its minimum of resolved sends."""
+    if experiment.shipped_at is not None:
+        return ExperimentDecision(status=DecisionStatus.SHIPPED, winner=experiment.shipped_variant_id)
+    active = [v for v in variants if v.is_active]
+    losses = {v.pk: posteriors[v.pk].expected_loss or 0.0 for v in active}
+    rule = bandit.StoppingRule(
+        loss_threshold=experiment.loss_threshold, min_resolved=experiment.min_resolved_per_variant
+    )
+    winner = bandit.winner(losses, {v.pk: v.successes + v.failures for v in active}, rule)
+    return ExperimentDecision(status=DecisionStatus.WINNER_FOUND if winner else DecisionStatus.RUNNING, winner=winner)
 
 
 def engagement_list() -> QuerySet[EngagementEvent]:

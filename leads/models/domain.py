@@ -191,6 +191,17 @@ class Experiment(models.Model):
     success_event = models.CharField(
         max_length=24, choices=SuccessEvent.choices, default=SuccessEvent.CONVERTED, db_default=SuccessEvent.CONVERTED
     )
+    # The stopping rule (leads.bandit.StoppingRule): a winner is found when the least expected
+    # loss is below loss_threshold (conversion-rate units: 0.001 is 0.1 percentage point) and
+    # every active variant has min_resolved_per_variant successes plus failures.
+    loss_threshold = models.FloatField(default=0.001, db_default=0.001)
+    min_resolved_per_variant = models.PositiveIntegerField(default=50, db_default=50)
+    # Uniform allocation over the active variants until the variants have sent this many.
+    burn_in_sends = models.PositiveIntegerField(default=0, db_default=0)
+    # "Ship the winner": the variant kept (the others were paused), when and by whom.
+    shipped_variant = models.ForeignKey("Variant", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    shipped_by = models.CharField(max_length=150, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -199,6 +210,13 @@ class Experiment(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=ExperimentStatus.values), name="experiment_status_valid"),
             models.CheckConstraint(condition=Q(success_event__in=SuccessEvent.values), name="experiment_success_valid"),
+            models.CheckConstraint(
+                condition=Q(loss_threshold__gt=0) & Q(loss_threshold__lt=1), name="experiment_loss_threshold_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(shipped_variant__isnull=True) | Q(shipped_at__isnull=False),
+                name="experiment_shipped_has_time",
+            ),
         ]
 
     def __str__(self) -> str:

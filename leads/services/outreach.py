@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from leads import bandit
@@ -71,18 +71,44 @@ def variants_active() -> list[Variant]:
     )
 
 
-def variant_pick(variants: Sequence[Variant], *, persona: str, rng: random.Random) -> Variant | None:
-    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone)."""
+def variant_pick(
+    variants: Sequence[Variant], *, persona: str, rng: random.Random, burning_in: Collection[int] = ()
+) -> Variant | None:
+    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone);
+    when the pick's experiment is in `burning_in` (`experiments_burning_in`), a uniform pick among
+    that experiment's eligible variants instead."""
     eligible = [v for v in variants if v.experiment.target_persona in ("", persona)]
     if not eligible:
         return None
     chosen = bandit.choose([bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in eligible], rng)
-    return next(v for v in eligible if v.pk == chosen.key)
+    picked = next(v for v in eligible if v.pk == chosen.key)
+    if picked.experiment_id in burning_in:
+        return rng.choice([v for v in eligible if v.experiment_id == picked.experiment_id])
+    return picked
+
+
+def experiments_burning_in(variants: Sequence[Variant]) -> frozenset[int]:
+    """The experiments of `variants` whose variants (paused ones too) have sent fewer than its
+    `burn_in_sends`: their arms are allocated uniformly. Sends are counted when dispatched, so a
+    batch scheduled near the end of a burn-in may overshoot it by up to its size. One query, and
+    none while no experiment has a burn-in."""
+    burn_ins = {v.experiment_id: v.experiment.burn_in_sends for v in variants if v.experiment.burn_in_sends}
+    if not burn_ins:
+        return frozenset()
+    sent = dict(
+        Variant.objects.filter(experiment_id__in=burn_ins)
+        .order_by()
+        .values_list("experiment_id")
+        .annotate(n=Sum("sends"))
+    )
+    return frozenset(experiment for experiment, sends in burn_ins.items() if sent.get(experiment, 0) < sends)
 
 
 def variant_choose(*, lead: Lead, rng: random.Random) -> Variant | None:
-    """Thompson sampling over the active variants of the active experiments for the lead's persona."""
-    return variant_pick(variants_active(), persona=lead.persona, rng=rng)
+    """Thompson sampling over the active variants of the active experiments for the lead's persona
+    (uniform over an experiment's variants during its burn-in)."""
+    variants = variants_active()
+    return variant_pick(variants, persona=lead.persona, rng=rng, burning_in=experiments_burning_in(variants))
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,7 @@ def outreach_schedule_batch(
         contacted_before = set(contacted)
         eligibility = Eligibility(list(leads.values()), now=now)
         variants = variants_active()
+        burning_in = experiments_burning_in(variants)
         results = [ScheduleResult(request) for request in requests]
         admitted: list[_Admitted] = []
         for result in results:
@@ -133,7 +160,9 @@ def outreach_schedule_batch(
             result.refusal = eligibility.refusal(lead, force=result.request.force, has_outreach=lead.pk in contacted)
             if not result.refusal and lead.pk in queued:
                 result.refusal = "outreach to the lead is scheduled already"
-            variant = None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng)
+            variant = (
+                None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng, burning_in=burning_in)
+            )
             if variant is None:
                 result.refusal = result.refusal or "no active experiment targets the lead's persona"
                 continue
