@@ -75,7 +75,7 @@ def arm_risks(arms: Sequence[Arm], rng: random.Random, draws: int = BEST_ARM_DRA
     point); its Monte Carlo standard error, sd(loss) / sqrt(draws), comes with it: an arm near a
     decision has a small loss with a smaller spread, so at 5,000 draws the error is a few
     hundredths of a percentage point at most."""
-    if len(arms) == 1 or not draws:
+    if len(arms) <= 1 or not draws:
         share = 1.0 if draws else 0.0
         return [
             ArmRisk(key=arm.key, probability_best=share, expected_loss=0.0, expected_loss_error=0.0) for arm in arms

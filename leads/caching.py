@@ -24,6 +24,9 @@ from leads.models import Variant
 from pipeline_whisperer.cache import cache_invalidate, cache_read
 
 LEAD_METRICS = "lead_metrics"
+# Part of the posteriors' key: a summary cached before a release that changed its fields
+# (expected_loss came in version 2) is never read back after it.
+POSTERIOR_SHAPE = 2
 
 
 def lead_metrics_invalidate() -> None:
@@ -59,5 +62,7 @@ def experiment_posteriors_cached(variants: list[Variant]) -> dict[int, selectors
     """`selectors.experiment_posteriors`, keyed by exactly the inputs it reads."""
     arms = tuple((v.pk, v.alpha, v.beta, v.is_active) for v in variants)
     return cache_read(
-        name="experiment_posteriors", parts=arms, compute=lambda: selectors.experiment_posteriors(variants)
+        name="experiment_posteriors",
+        parts=(POSTERIOR_SHAPE, *arms),
+        compute=lambda: selectors.experiment_posteriors(variants),
     )

@@ -1,6 +1,7 @@
-"""Experiments and their arms in the admin: edit them, and pause or resume either.
+"""Experiments and their arms in the admin: edit them, pause or resume either, and ship an
+experiment's winner.
 
-Pausing and resuming go through `leads.services.experiments`, as in the API.
+Pausing, resuming and shipping go through `leads.services.experiments`, as in the API.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from leads import caching, selectors
 from leads.admin.domain import ReadOnlyAdmin, apply_to_each
 from leads.models import Experiment, ExperimentStatus, Variant
 from leads.services import experiments as experiment_services
+from pipeline_whisperer.exceptions import Conflict
 
 
 def _set_status(status: ExperimentStatus) -> Callable[[Experiment], Experiment]:
@@ -24,6 +27,24 @@ def _set_status(status: ExperimentStatus) -> Callable[[Experiment], Experiment]:
 
 def _set_active(is_active: bool) -> Callable[[Variant], Variant]:
     return lambda variant: experiment_services.variant_update(variant=variant, is_active=is_active)
+
+
+def _decision(experiment: Experiment) -> selectors.ExperimentDecision:
+    variants = list(experiment.variants.all())
+    return selectors.experiment_decision(experiment, variants, caching.experiment_posteriors_cached(variants))
+
+
+def _ship_winner(by: str) -> Callable[[Experiment], Experiment]:
+    """Ship the experiment's winner under its stopping rule; Conflict while it has none."""
+
+    def ship(experiment: Experiment) -> Experiment:
+        decision = _decision(experiment)
+        if decision.status != selectors.DecisionStatus.WINNER_FOUND:
+            raise Conflict(f"no winner to ship ({decision.status.replace('_', ' ')})")
+        variant = next(v for v in experiment.variants.all() if v.pk == decision.winner)
+        return experiment_services.experiment_ship(experiment=experiment, variant=variant, by=by)
+
+    return ship
 
 
 class VariantInline(admin.TabularInline):
@@ -40,11 +61,12 @@ class VariantInline(admin.TabularInline):
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ("name", "target_persona", "status", "success_event", "variant_count", "created_at")
+    list_display = ("name", "target_persona", "status", "success_event", "variant_count", "decision", "created_at")
     list_filter = ("status", "target_persona", "success_event")
     search_fields = ("name", "description")
+    readonly_fields = ("decision", "shipped_variant", "shipped_at", "shipped_by")
     inlines = (VariantInline,)
-    actions = ("pause_experiments", "resume_experiments")
+    actions = ("pause_experiments", "resume_experiments", "ship_winners")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).prefetch_related("variants")
@@ -70,6 +92,23 @@ class ExperimentAdmin(admin.ModelAdmin):
             lambda e: experiment_services.experiment_set_status(experiment=e, status=active),
             "Resumed",
         )
+
+    @admin.action(
+        description="Ship the winner of selected experiments (pauses the other variants)", permissions=["change"]
+    )
+    def ship_winners(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        apply_to_each(
+            self, request, queryset, _ship_winner(f"staff:{request.user.get_username()}"), "Shipped the winner"
+        )
+
+    @admin.display(description="Decision")
+    def decision(self, experiment: Experiment) -> str:
+        if experiment.pk is None:
+            return "-"
+        decision = _decision(experiment)
+        status = decision.status.replace("_", " ")
+        winner = next((v.name for v in experiment.variants.all() if v.pk == decision.winner), None)
+        return f"{status}: {winner}" if winner else status
 
     @admin.display(description="Variants")
     def variant_count(self, experiment: Experiment) -> int:

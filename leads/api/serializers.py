@@ -25,7 +25,7 @@ from leads.models import (
     SuccessEvent,
     Variant,
 )
-from leads.selectors import VariantPosterior
+from leads.selectors import DecisionStatus, VariantPosterior
 from leads.zones import UnknownTimeZone, time_zone_check
 
 # --- Leads ------------------------------------------------------------------------------
@@ -218,6 +218,10 @@ class VariantSerializer(serializers.ModelSerializer):
     posterior_mean = serializers.SerializerMethodField()
     credible_interval_95 = serializers.SerializerMethodField()
     probability_best = serializers.SerializerMethodField()
+    expected_loss = serializers.SerializerMethodField(
+        help_text="Conversion rate given up, in expectation, by choosing this variant (0.001 is 0.1 percentage "
+        "point), among the active variants; null when paused."
+    )
 
     class Meta:
         model = Variant
@@ -235,6 +239,7 @@ class VariantSerializer(serializers.ModelSerializer):
             "posterior_mean",
             "credible_interval_95",
             "probability_best",
+            "expected_loss",
             "created_at",
         ]
         read_only_fields = fields
@@ -252,10 +257,28 @@ class VariantSerializer(serializers.ModelSerializer):
     def get_probability_best(self, variant: Variant) -> float:
         return round(self._posterior(variant).probability_best, 4)
 
+    def get_expected_loss(self, variant: Variant) -> float | None:
+        loss = self._posterior(variant).expected_loss
+        return None if loss is None else round(loss, 6)
+
+
+class ExperimentDecisionSerializer(serializers.Serializer):
+    """Where the experiment stands under its stopping rule, read from the `decisions` context entry."""
+
+    status = serializers.ChoiceField(
+        choices=DecisionStatus.CHOICES,
+        help_text="running; winner_found: a variant's expected loss is below loss_threshold and every active "
+        "variant has min_resolved_per_variant resolved sends; shipped: a variant was shipped.",
+    )
+    winner = serializers.IntegerField(allow_null=True, help_text="The winning or shipped variant's id.")
+    shipped_at = serializers.DateTimeField(allow_null=True)
+    shipped_by = serializers.CharField(help_text="Who shipped it: api:<key name> or staff:<username>.")
+
 
 class ExperimentSerializer(serializers.ModelSerializer):
     variants = VariantSerializer(many=True, read_only=True)
     target_persona = _blank_choice(Persona.choices)
+    decision = serializers.SerializerMethodField()
 
     class Meta:
         model = Experiment
@@ -266,11 +289,23 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "target_persona",
             "status",
             "success_event",
+            "loss_threshold",
+            "min_resolved_per_variant",
+            "burn_in_sends",
+            "decision",
             "variants",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ExperimentDecisionSerializer)
+    def get_decision(self, experiment: Experiment) -> dict[str, Any]:
+        decision = self.context["decisions"][experiment.pk]
+        shown = {"status": decision.status, "winner": decision.winner}
+        return ExperimentDecisionSerializer(
+            {**shown, "shipped_at": experiment.shipped_at, "shipped_by": experiment.shipped_by}
+        ).data
 
 
 class VariantWriteSerializer(serializers.Serializer):
@@ -283,6 +318,14 @@ _SUCCESS_EVENT_HELP = (
     "What counts as a variant's success: converted (default), replied_interested (a reply classified"
     " interested) or clicked. A conversion always counts."
 )
+
+
+_LOSS_THRESHOLD_HELP = (
+    "The stopping rule's threshold on the least expected loss, in conversion-rate units (default 0.001, 0.1"
+    " percentage point)."
+)
+_MIN_RESOLVED_HELP = "Resolved sends (successes plus failures) every active variant needs before a winner (default 50)."
+_BURN_IN_HELP = "Allocate uniformly over the active variants until they have sent this many (default 0: no burn-in)."
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -298,6 +341,13 @@ class ExperimentCreateSerializer(serializers.Serializer):
     success_event = serializers.ChoiceField(
         choices=SuccessEvent.choices, required=False, default=SuccessEvent.CONVERTED, help_text=_SUCCESS_EVENT_HELP
     )
+    loss_threshold = serializers.FloatField(
+        required=False, min_value=1e-6, max_value=0.5, help_text=_LOSS_THRESHOLD_HELP
+    )
+    min_resolved_per_variant = serializers.IntegerField(
+        required=False, min_value=0, max_value=1_000_000, help_text=_MIN_RESOLVED_HELP
+    )
+    burn_in_sends = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000, help_text=_BURN_IN_HELP)
     # DRF passes min_length/max_length on to the ListSerializer; the stubs' __init__ lacks them.
     variants = VariantWriteSerializer(many=True, min_length=2, max_length=20)  # type: ignore[call-arg]
 
@@ -307,6 +357,19 @@ class ExperimentUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=5_000, required=False, allow_blank=True)
     target_persona = serializers.ChoiceField(choices=Persona.choices, required=False, allow_blank=True)
     success_event = serializers.ChoiceField(choices=SuccessEvent.choices, required=False, help_text=_SUCCESS_EVENT_HELP)
+    loss_threshold = serializers.FloatField(
+        required=False, min_value=1e-6, max_value=0.5, help_text=_LOSS_THRESHOLD_HELP
+    )
+    min_resolved_per_variant = serializers.IntegerField(
+        required=False, min_value=0, max_value=1_000_000, help_text=_MIN_RESOLVED_HELP
+    )
+    burn_in_sends = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000, help_text=_BURN_IN_HELP)
+
+
+class ExperimentShipSerializer(serializers.Serializer):
+    variant = serializers.PrimaryKeyRelatedField(
+        queryset=Variant.objects.all(), help_text="The variant to ship: an active arm of this experiment."
+    )
 
 
 class VariantUpdateSerializer(serializers.Serializer):

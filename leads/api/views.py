@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from leads import caching, selectors
 from leads.api import serializers as s
 from leads.api.filters import LeadFilter, OutreachFilter
+from leads.api.privacy import requester
 from leads.models import Experiment, Lead, OutreachTemplate, Variant
 from leads.services import experiments as experiment_services
 from leads.services import feedback as feedback_services
@@ -234,11 +235,16 @@ class _PosteriorContextMixin:
         return {"posteriors": caching.experiment_posteriors_cached(variants)}
 
     def experiments_posterior_context(self, experiments: list[Experiment]) -> dict[str, Any]:
-        """Each experiment's variants compete only with each other for probability_best."""
+        """Each experiment's variants compete only with each other for probability_best; each
+        experiment's decision reads its own variants' posteriors."""
         posteriors: dict[int, selectors.VariantPosterior] = {}
+        decisions: dict[int, selectors.ExperimentDecision] = {}
         for experiment in experiments:
-            posteriors.update(caching.experiment_posteriors_cached(list(experiment.variants.all())))
-        return {"posteriors": posteriors}
+            variants = list(experiment.variants.all())
+            own = caching.experiment_posteriors_cached(variants)
+            posteriors.update(own)
+            decisions[experiment.pk] = selectors.experiment_decision(experiment, variants, own)
+        return {"posteriors": posteriors, "decisions": decisions}
 
 
 class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
@@ -296,6 +302,19 @@ class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
         experiment_services.experiment_set_status(experiment=self.get_object(), status=Experiment.Status.ACTIVE)
+        return self._shown(int(pk))
+
+    @extend_schema(
+        request=s.ExperimentShipSerializer,
+        responses={200: s.ExperimentSerializer, 409: None},
+        description="Ship a variant (usually decision.winner): every other variant of the experiment is paused, "
+        "so all its outreach gets this one, and the experiment records what was shipped, when and by whom. 409 for "
+        "a variant of another experiment, a paused one, or an experiment that shipped another variant already.",
+    )
+    @action(detail=True, methods=["post"])
+    def ship(self, request: Request, pk: str) -> Response:
+        variant = s.validated(s.ExperimentShipSerializer, request.data)["variant"]
+        experiment_services.experiment_ship(experiment=self.get_object(), variant=variant, by=requester(request))
         return self._shown(int(pk))
 
 

@@ -48,12 +48,20 @@ class VariantRow:
     posterior: selectors.VariantPosterior
     series: int  # the colour shared by its table row and its curve
 
+    @property
+    def expected_loss_points(self) -> str:
+        """The expected loss in percentage points, as the table shows it ("-" when paused)."""
+        loss = self.posterior.expected_loss
+        return "-" if loss is None else f"{loss * 100:.3f} pp"
+
 
 @dataclass(frozen=True)
 class ExperimentPanel:
     experiment: Experiment
     rows: list[VariantRow]
     chart: PosteriorChart
+    decision: selectors.ExperimentDecision
+    winner: Variant | None  # the winning or shipped variant
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,8 @@ def console_dashboard(*, period: str) -> dict[str, Any]:
 
 
 def console_experiments() -> list[ExperimentPanel]:
-    """Each active experiment with its variants' posteriors and their curves (two queries)."""
+    """Each active experiment with its variants' posteriors, their curves and where its stopping
+    rule stands (two queries)."""
     variants = Variant.objects.order_by("name")
     experiments = Experiment.objects.filter(status=Experiment.Status.ACTIVE).prefetch_related(
         Prefetch("variants", queryset=variants)
@@ -102,7 +111,16 @@ def console_experiments() -> list[ExperimentPanel]:
             VariantRow(variant=arm, posterior=posteriors[arm.pk], series=index % SERIES_COLOURS)
             for index, arm in enumerate(arms)
         ]
-        panels.append(ExperimentPanel(experiment=experiment, rows=rows, chart=posterior_chart(rows)))
+        decision = selectors.experiment_decision(experiment, arms, posteriors)
+        panels.append(
+            ExperimentPanel(
+                experiment=experiment,
+                rows=rows,
+                chart=posterior_chart(rows),
+                decision=decision,
+                winner=next((arm for arm in arms if arm.pk == decision.winner), None),
+            )
+        )
     return panels
 
 

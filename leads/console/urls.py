@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from leads.console import queue, sending, views
+from leads.console import experiments, queue, sending, views
 
 app_name = "console"
 
@@ -15,4 +15,5 @@ urlpatterns = [
     path("queue/<int:pk>/cancel/", admin.site.admin_view(queue.queue_cancel), name="queue-cancel"),
     path("sending/pause/", admin.site.admin_view(sending.pause), name="sending-pause"),
     path("sending/resume/", admin.site.admin_view(sending.resume), name="sending-resume"),
+    path("experiments/<int:pk>/ship/", admin.site.admin_view(experiments.ship), name="experiment-ship"),
 ]

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from leads.console.dashboard import console_dashboard, console_period
+from leads.console.experiments import SHIP_PERMISSION
 from leads.console.providers import providers_context
 from leads.console.sending import sending_context
 
@@ -30,6 +31,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
         "period_label": PERIOD_LABELS[period],
         "periods": PERIOD_LABELS,
         "refresh_seconds": settings.CONSOLE_REFRESH_SECONDS,
+        "can_ship": request.user.has_perm(SHIP_PERMISSION),
         **sending_context(request),
         **providers_context(),
     }
