@@ -29,7 +29,7 @@ def _variants(body: dict) -> dict[str, dict]:
 
 
 def test_a_clear_leader_with_enough_resolved_sends_is_the_winner(api_client):
-    experiment, weak, strong = _experiment()
+    experiment, _, strong = _experiment()
     body = api_client.get(f"{EXPERIMENTS}/{experiment.pk}").json()
     assert body["decision"] == {"status": "winner_found", "winner": strong.pk, "shipped_at": None, "shipped_by": ""}
     variants = _variants(body)
@@ -39,7 +39,7 @@ def test_a_clear_leader_with_enough_resolved_sends_is_the_winner(api_client):
 
 
 def test_the_experiment_runs_on_while_a_variant_lacks_its_minimum_of_resolved_sends(api_client):
-    experiment, *_ = _experiment(min_resolved_per_variant=500)
+    _experiment(min_resolved_per_variant=500)
     body = api_client.get(EXPERIMENTS).json()["results"][0]
     assert body["decision"]["status"] == "running"
     assert body["decision"]["winner"] is None
@@ -82,7 +82,7 @@ def test_a_loss_threshold_out_of_range_is_refused(api_client):
 
 
 def test_shipping_the_winner_pauses_the_others_and_shows_it_shipped(api_client, caplog):
-    experiment, weak, strong = _experiment()
+    experiment, _, strong = _experiment()
     with caplog.at_level(logging.WARNING, logger="leads.services.experiments"):
         response = api_client.post(f"{EXPERIMENTS}/{experiment.pk}/ship", {"variant": strong.pk}, format="json")
     assert response.status_code == 200, response.content
