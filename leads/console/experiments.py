@@ -7,8 +7,7 @@ Shipping needs `leads.change_experiment`, as the admin's ship action does.
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -34,12 +33,9 @@ def ship(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     except Conflict as error:
         messages.error(request, str(error))
     else:
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk,
-            queryset=[experiment],
-            action_flag=CHANGE,
-            change_message=f"Shipped variant {variant.name} from the console; the other variants are paused.",
-            single_object=True,
+        # The experiment's admin writes the log entry, as its own actions do.
+        admin.site.get_model_admin(Experiment).log_change(
+            request, experiment, f"Shipped variant {variant.name} from the console; the other variants are paused."
         )
         messages.success(request, f"Shipped {variant.name}: every other variant of {experiment.name} is paused.")
     return HttpResponseRedirect(reverse("console:dashboard"))
