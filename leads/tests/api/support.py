@@ -111,6 +111,7 @@ WRITES = [
     Endpoint("DELETE", "/api/v1/experiments/{experiment}", writes=True, ok=204),
     Endpoint("POST", "/api/v1/experiments/{experiment}/pause", writes=True),
     Endpoint("POST", "/api/v1/experiments/{experiment}/resume", writes=True),
+    Endpoint("POST", "/api/v1/experiments/{experiment}/ship", lambda ids: {"variant": ids["variant"]}, True),
     Endpoint(
         "POST",
         "/api/v1/experiments/{experiment}/variants",
