@@ -109,3 +109,12 @@ def test_the_admin_lists_each_experiments_decision(admin_client):
     _decided()
     html = admin_client.get(reverse("admin:leads_experiment_changelist")).content.decode()
     assert "winner found: B" in html
+
+
+def test_the_experiment_pages_show_the_decision_and_what_was_shipped(admin_client):
+    experiment, _, strong = _decided()
+    assert admin_client.get(reverse("admin:leads_experiment_add")).status_code == 200
+    _ship(admin_client, experiment, strong)
+    html = admin_client.get(reverse("admin:leads_experiment_change", args=[experiment.pk])).content.decode()
+    assert "shipped: B" in html
+    assert "staff:admin" in html
