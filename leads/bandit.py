@@ -104,21 +104,28 @@ def arm_risks(arms: Sequence[Arm], rng: random.Random, draws: int = BEST_ARM_DRA
 @dataclass(frozen=True)
 class StoppingRule:
     """When an experiment has a winner: the arm of least expected loss has it below
-    `loss_threshold`, and every arm has at least `min_resolved` resolved sends (successes plus
-    failures), so an early lucky streak on few sends cannot end the experiment."""
+    `loss_threshold`, is the best in at least `min_probability_best` of the draws, and every arm
+    has at least `min_resolved` resolved sends (successes plus failures), so an early lucky streak
+    on few sends cannot end the experiment. The loss alone is not enough: once the posteriors are
+    narrow, equal arms are all within any threshold of each other, and one of them would be
+    "found" in a quarter of such campaigns (seeded campaigns in leads/tests/test_bandit_decisions.py);
+    requiring 95% of being best as well holds that to 5% while the true best is still found."""
 
     loss_threshold: float
     min_resolved: int
+    min_probability_best: float = 0.95
 
 
-def winner(expected_losses: Mapping[int, float], resolved: Mapping[int, int], rule: StoppingRule) -> int | None:
+def winner(risks: Mapping[int, ArmRisk], resolved: Mapping[int, int], rule: StoppingRule) -> int | None:
     """The key of the winning arm under `rule`, or None while the experiment is still running.
     Both mappings are by arm key, over the arms in competition; an arm missing from `resolved`
     has resolved nothing."""
-    if not expected_losses or any(resolved.get(key, 0) < rule.min_resolved for key in expected_losses):
+    if not risks or any(resolved.get(key, 0) < rule.min_resolved for key in risks):
         return None
-    least = min(expected_losses, key=lambda key: expected_losses[key])
-    return least if expected_losses[least] < rule.loss_threshold else None
+    least = min(risks.values(), key=lambda risk: risk.expected_loss)
+    if least.expected_loss < rule.loss_threshold and least.probability_best >= rule.min_probability_best:
+        return least.key
+    return None
 
 
 def beta_quantile(p: float, a: float, b: float) -> float:

@@ -105,16 +105,19 @@ def experiment_decision(
 ) -> ExperimentDecision:
     """Where the experiment stands under its stopping rule (no query: the variants and their
     `experiment_posteriors` are passed in). Shipped is final; otherwise a winner is found when
-    the active variant of least expected loss has it below the experiment's threshold and every
-    active variant has its minimum of resolved sends."""
+    the active variant of least expected loss has it below the experiment's threshold, is the best
+    with 95% probability, and every active variant has its minimum of resolved sends."""
     if experiment.shipped_at is not None:
         return ExperimentDecision(status=DecisionStatus.SHIPPED, winner=experiment.shipped_variant_id)
     active = [v for v in variants if v.is_active]
-    losses = {v.pk: posteriors[v.pk].expected_loss or 0.0 for v in active}
+    risks = {
+        v.pk: bandit.ArmRisk(v.pk, posteriors[v.pk].probability_best, posteriors[v.pk].expected_loss or 0.0, 0.0)
+        for v in active
+    }
     rule = bandit.StoppingRule(
         loss_threshold=experiment.loss_threshold, min_resolved=experiment.min_resolved_per_variant
     )
-    winner = bandit.winner(losses, {v.pk: v.successes + v.failures for v in active}, rule)
+    winner = bandit.winner(risks, {v.pk: v.successes + v.failures for v in active}, rule)
     return ExperimentDecision(status=DecisionStatus.WINNER_FOUND if winner else DecisionStatus.RUNNING, winner=winner)
 
 

@@ -267,8 +267,9 @@ class ExperimentDecisionSerializer(serializers.Serializer):
 
     status = serializers.ChoiceField(
         choices=DecisionStatus.CHOICES,
-        help_text="running; winner_found: a variant's expected loss is below loss_threshold and every active "
-        "variant has min_resolved_per_variant resolved sends; shipped: a variant was shipped.",
+        help_text="running; winner_found: a variant's expected loss is below loss_threshold, it is the best "
+        "with 95% probability and every active variant has min_resolved_per_variant resolved sends; "
+        "shipped: a variant was shipped.",
     )
     winner = serializers.IntegerField(allow_null=True, help_text="The winning or shipped variant's id.")
     shipped_at = serializers.DateTimeField(allow_null=True)

@@ -192,8 +192,9 @@ class Experiment(models.Model):
         max_length=24, choices=SuccessEvent.choices, default=SuccessEvent.CONVERTED, db_default=SuccessEvent.CONVERTED
     )
     # The stopping rule (leads.bandit.StoppingRule): a winner is found when the least expected
-    # loss is below loss_threshold (conversion-rate units: 0.001 is 0.1 percentage point) and
-    # every active variant has min_resolved_per_variant successes plus failures.
+    # loss is below loss_threshold (conversion-rate units: 0.001 is 0.1 percentage point), that
+    # variant is the best with 95% probability, and every active variant has
+    # min_resolved_per_variant successes plus failures.
     loss_threshold = models.FloatField(default=0.001, db_default=0.001)
     min_resolved_per_variant = models.PositiveIntegerField(default=50, db_default=50)
     # Uniform allocation over the active variants until the variants have sent this many.

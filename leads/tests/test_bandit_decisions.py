@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
-from leads.bandit import Arm, StoppingRule, arm_risks, regularized_incomplete_beta, summarise, winner
+from leads.bandit import Arm, ArmRisk, StoppingRule, arm_risks, regularized_incomplete_beta, summarise, winner
 
 DEFAULT_RULE = StoppingRule(loss_threshold=0.001, min_resolved=50)  # the experiment's defaults
-STRICT_RULE = StoppingRule(loss_threshold=0.0002, min_resolved=50)
+LOSS_ONLY_RULE = StoppingRule(loss_threshold=0.001, min_resolved=50, min_probability_best=0.0)
 SEEDS = 40
 HORIZON = 6_000
-# Equal arms run a shorter campaign: under an absolute loss threshold, equal arms are all within
-# it of each other once the posteriors are narrow enough, so any rule "finds" one given time.
-EQUAL_HORIZON = 4_000
 CHECK_EVERY = 250
 DRAWS = 500  # per check: a loss error of about 1e-5 near the thresholds; the API draws 5,000
 
@@ -62,17 +57,24 @@ def test_summarise_reports_the_risks_of_the_same_draws():
     ]
 
 
-def test_winner_is_the_arm_of_least_loss_once_below_the_threshold():
-    rule = StoppingRule(loss_threshold=0.001, min_resolved=50)
-    assert winner({1: 0.02, 2: 0.0004}, {1: 60, 2: 900}, rule) == 2
-    assert winner({1: 0.02, 2: 0.0011}, {1: 60, 2: 900}, rule) is None
+def _risks(*risks: tuple[int, float, float]) -> dict[int, ArmRisk]:
+    """(key, probability best, expected loss) per arm."""
+    return {key: ArmRisk(key, best, loss, 0.0) for key, best, loss in risks}
+
+
+def test_winner_is_the_arm_of_least_loss_once_below_the_threshold_and_likely_best():
+    assert winner(_risks((1, 0.02, 0.02), (2, 0.98, 0.0004)), {1: 60, 2: 900}, DEFAULT_RULE) == 2
+    assert winner(_risks((1, 0.02, 0.02), (2, 0.98, 0.0011)), {1: 60, 2: 900}, DEFAULT_RULE) is None
+
+
+def test_no_winner_while_the_least_loss_arm_is_not_95_percent_likely_best():
+    assert winner(_risks((1, 0.4, 0.0006), (2, 0.6, 0.0004)), {1: 900, 2: 900}, DEFAULT_RULE) is None
 
 
 def test_no_winner_while_an_arm_lacks_its_minimum_of_resolved_sends():
-    rule = StoppingRule(loss_threshold=0.001, min_resolved=50)
-    assert winner({1: 0.02, 2: 0.0001}, {1: 49, 2: 900}, rule) is None
-    assert winner({1: 0.02, 2: 0.0001}, {2: 900}, rule) is None
-    assert winner({}, {}, rule) is None
+    assert winner(_risks((1, 0.01, 0.02), (2, 0.99, 0.0001)), {1: 49, 2: 900}, DEFAULT_RULE) is None
+    assert winner(_risks((1, 0.01, 0.02), (2, 0.99, 0.0001)), {2: 900}, DEFAULT_RULE) is None
+    assert winner({}, {}, DEFAULT_RULE) is None
 
 
 def _campaign(rates: list[float], seed: int, rule: StoppingRule, horizon: int = HORIZON) -> int | None:
@@ -90,26 +92,25 @@ def _campaign(rates: list[float], seed: int, rule: StoppingRule, horizon: int = 
         if send % CHECK_EVERY or min(resolved.values()) < rule.min_resolved:
             continue
         arms = [Arm(key=i, alpha=1 + successes[i], beta=1 + failures[i]) for i in range(len(rates))]
-        losses = {risk.key: risk.expected_loss for risk in arm_risks(arms, rng, DRAWS)}
-        named = winner(losses, resolved, rule)
+        risks = {risk.key: risk for risk in arm_risks(arms, rng, DRAWS)}
+        named = winner(risks, resolved, rule)
         if named is not None:
             return named
     return None
 
 
-@pytest.mark.parametrize("rule", [DEFAULT_RULE, STRICT_RULE], ids=["default", "strict"])
-def test_the_stopping_rule_names_the_true_best_arm_in_95_percent_of_campaigns(rule):
-    named = [_campaign([0.02, 0.05, 0.10], seed, rule) for seed in range(SEEDS)]
+def test_the_stopping_rule_names_the_true_best_arm_in_95_percent_of_campaigns():
+    named = [_campaign([0.02, 0.05, 0.10], seed, DEFAULT_RULE) for seed in range(SEEDS)]
     assert named.count(2) >= 0.95 * SEEDS
 
 
-def test_the_strict_rule_declares_a_winner_among_equal_arms_in_at_most_5_percent_of_campaigns():
-    named = [_campaign([0.05, 0.05, 0.05], seed, STRICT_RULE, EQUAL_HORIZON) for seed in range(SEEDS)]
+def test_the_stopping_rule_declares_a_winner_among_equal_arms_in_at_most_5_percent_of_campaigns():
+    named = [_campaign([0.05, 0.05, 0.05], seed, DEFAULT_RULE) for seed in range(SEEDS)]
     assert sum(arm is not None for arm in named) <= 0.05 * SEEDS
 
 
-def test_the_default_threshold_declares_one_of_equal_arms_the_winner_in_more_than_5_percent():
-    """0.1 percentage point is a loss staff accept: among equal arms any is as good, and the
-    default rule says so in many campaigns (10 of these 40). docs/API.md says when to set it lower."""
-    named = [_campaign([0.05, 0.05, 0.05], seed, DEFAULT_RULE, EQUAL_HORIZON) for seed in range(SEEDS)]
+def test_expected_loss_alone_declares_one_of_equal_arms_the_winner_far_more_often():
+    """Why the rule asks for 95% of being best too: equal arms all come within 0.1 percentage
+    point of each other once their posteriors narrow, and the loss alone then names one."""
+    named = [_campaign([0.05, 0.05, 0.05], seed, LOSS_ONLY_RULE) for seed in range(SEEDS)]
     assert sum(arm is not None for arm in named) > 0.05 * SEEDS
