@@ -7,12 +7,15 @@ the database, never by walking rows in Python.
 from __future__ import annotations
 
 import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Prefetch, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.conf import settings
+from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber, Trunc, TruncDate
 from django.utils import timezone
 
 from leads import bandit
@@ -58,7 +61,15 @@ def variant_list(*, experiment: Experiment) -> QuerySet[Variant]:
 
 @dataclass(frozen=True)
 class VariantPosterior:
+    """A variant's adjusted posterior Beta(alpha, beta) (pending sends counted in beta) as the
+    bandit last used it (`at`), or as it is now when the bandit has not chosen with it yet (`at`
+    None), with its summaries."""
+
     variant_id: int
+    alpha: float
+    beta: float
+    pending_weight: float
+    at: datetime | None
     mean: float
     ci_low: float
     ci_high: float
@@ -66,22 +77,97 @@ class VariantPosterior:
 
 
 def experiment_posteriors(variants: list[Variant]) -> dict[int, VariantPosterior]:
-    """Per variant: posterior mean, 95% credible interval, and the probability of being the
-    best among the active variants (0 for a paused variant, which the bandit never picks)."""
-    active = [bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in variants if v.is_active]
-    best = (
-        {p.key: p.probability_best for p in bandit.summarise(active, random.Random(POSTERIOR_SEED))} if active else {}
-    )
-    summaries = {}
+    """Per variant: the adjusted posterior the outreach stage last chose with (see `Variant`), its
+    mean, 95% credible interval, and the probability of being the best among the active variants
+    of its experiment (0 for a paused variant, which the bandit never picks). Variants never chosen
+    with are adjusted now (two queries, however many experiments)."""
+    fresh = [v for v in variants if v.posterior_at is None]
+    adjusted = variant_adjusted_arms(fresh, now=timezone.now()) if fresh else {}
     for variant in variants:
-        summaries[variant.pk] = VariantPosterior(
-            variant_id=variant.pk,
-            mean=variant.alpha / (variant.alpha + variant.beta),
-            ci_low=bandit.beta_quantile(0.025, variant.alpha, variant.beta),
-            ci_high=bandit.beta_quantile(0.975, variant.alpha, variant.beta),
-            probability_best=best.get(variant.pk, 0.0),
-        )
-    return summaries
+        if variant.posterior_at is not None:  # then both are set and positive (a constraint)
+            arm = bandit.Arm(
+                variant.pk, variant.posterior_alpha or variant.alpha, variant.posterior_beta or variant.beta
+            )
+            adjusted[variant.pk] = bandit.AdjustedArm(arm, pending_weight=variant.pending_weight)
+    best: dict[int, float] = {}
+    for experiment_id in sorted({v.experiment_id for v in variants}):
+        active = [adjusted[v.pk].arm for v in variants if v.is_active and v.experiment_id == experiment_id]
+        if active:
+            best.update((p.key, p.probability_best) for p in bandit.summarise(active, random.Random(POSTERIOR_SEED)))
+    return {variant.pk: _posterior(variant, adjusted[variant.pk], best.get(variant.pk, 0.0)) for variant in variants}
+
+
+def _posterior(variant: Variant, adjusted: bandit.AdjustedArm, probability_best: float) -> VariantPosterior:
+    arm = adjusted.arm
+    return VariantPosterior(
+        variant_id=variant.pk,
+        alpha=arm.alpha,
+        beta=arm.beta,
+        pending_weight=adjusted.pending_weight,
+        at=variant.posterior_at,
+        mean=arm.alpha / (arm.alpha + arm.beta),
+        ci_low=bandit.beta_quantile(0.025, arm.alpha, arm.beta),
+        ci_high=bandit.beta_quantile(0.975, arm.alpha, arm.beta),
+        probability_best=probability_best,
+    )
+
+
+# --- Delayed rewards: what the adjusted posteriors are computed from -----------------------
+
+# The success delays an experiment's delay distribution learns from: its most recent ones.
+RECENT_SUCCESSES = 1_000
+_HALF_HOUR = 1_800.0
+
+
+def variant_adjusted_arms(variants: Sequence[Variant], *, now: datetime) -> dict[int, bandit.AdjustedArm]:
+    """Each variant's arm as the bandit draws from it at `now`: its stored counters, with its
+    unresolved sends counted as failures weighted by its experiment's delay distribution. One
+    query for the pending sends, one for the delays."""
+    pending = pending_histograms(variant_ids=[v.pk for v in variants], now=now)
+    delays = experiment_delays(experiment_ids={v.experiment_id for v in variants})
+    adjusted: dict[int, bandit.AdjustedArm] = {}
+    for experiment_id, distribution in delays.items():
+        arms = [bandit.Arm(v.pk, v.alpha, v.beta) for v in variants if v.experiment_id == experiment_id]
+        adjusted.update((a.arm.key, a) for a in bandit.adjust_arms(arms, pending, distribution))
+    return adjusted
+
+
+def pending_histograms(*, variant_ids: Iterable[int], now: datetime) -> dict[int, dict[float, int]]:
+    """Per variant, its unresolved sends (sent, no reward yet, not failed: each will have one) by
+    hour of sending, as age in seconds at `now` (the hour's middle) -> count. One GROUP BY,
+    served by the partial index outreach_unresolved_idx."""
+    rows = (
+        Outreach.objects.filter(variant_id__in=list(variant_ids), reward="", sent_at__isnull=False)
+        .exclude(status=Outreach.Status.FAILED)
+        .order_by()
+        .annotate(hour=Trunc("sent_at", "hour"))
+        .values_list("variant_id", "hour")
+        .annotate(n=Count("pk"))
+    )
+    histograms: defaultdict[int, dict[float, int]] = defaultdict(dict)
+    for variant_id, hour, count in rows:
+        histograms[variant_id][(now - hour).total_seconds() - _HALF_HOUR] = count
+    return dict(histograms)
+
+
+def experiment_delays(*, experiment_ids: Iterable[int]) -> dict[int, bandit.DelayDistribution]:
+    """Per experiment, the delay distribution of its RECENT_SUCCESSES latest successes (seconds
+    from send to the reward, which is the experiment's success event). One query for all, reading
+    only successes (the partial index outreach_success_idx)."""
+    window = settings.ATTRIBUTION_WINDOW_DAYS * bandit.DAY
+    ids = sorted(set(experiment_ids))
+    latest = Window(RowNumber(), partition_by=F("variant__experiment_id"), order_by=F("rewarded_at").desc())
+    rows = (
+        Outreach.objects.filter(variant__experiment_id__in=ids, reward=Outreach.Reward.SUCCESS, sent_at__isnull=False)
+        .annotate(recency=latest)
+        .filter(recency__lte=RECENT_SUCCESSES)
+        .order_by()
+        .values_list("variant__experiment_id", "sent_at", "rewarded_at")
+    )
+    seconds: defaultdict[int, list[float]] = defaultdict(list)
+    for experiment_id, sent_at, rewarded_at in rows:
+        seconds[experiment_id].append((rewarded_at - sent_at).total_seconds())
+    return {i: bandit.DelayDistribution.learn(seconds[i], window=window) for i in ids}
 
 
 def engagement_list() -> QuerySet[EngagementEvent]:

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from leads import bandit
+from leads import bandit, selectors
 from leads.models import Experiment, Lead, Outreach, Variant
 from leads.services.dispatch import message_id_new
 from leads.services.eligibility import Eligibility
@@ -71,18 +71,43 @@ def variants_active() -> list[Variant]:
     )
 
 
-def variant_pick(variants: Sequence[Variant], *, persona: str, rng: random.Random) -> Variant | None:
-    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone)."""
+def variant_pick(
+    variants: Sequence[Variant], *, persona: str, rng: random.Random, arms: dict[int, bandit.AdjustedArm]
+) -> Variant | None:
+    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone),
+    drawing from their adjusted `arms` (`selectors.variant_adjusted_arms`)."""
     eligible = [v for v in variants if v.experiment.target_persona in ("", persona)]
     if not eligible:
         return None
-    chosen = bandit.choose([bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in eligible], rng)
+    chosen = bandit.choose([arms[v.pk].arm for v in eligible], rng)
     return next(v for v in eligible if v.pk == chosen.key)
 
 
 def variant_choose(*, lead: Lead, rng: random.Random) -> Variant | None:
-    """Thompson sampling over the active variants of the active experiments for the lead's persona."""
-    return variant_pick(variants_active(), persona=lead.persona, rng=rng)
+    """Thompson sampling over the active variants of the active experiments for the lead's persona,
+    on their adjusted posteriors, which are recorded as the ones of the last choice."""
+    variants = variants_active()
+    now = timezone.now()
+    arms = selectors.variant_adjusted_arms(variants, now=now)
+    with transaction.atomic():
+        chosen = variant_pick(variants, persona=lead.persona, rng=rng, arms=arms)
+        if chosen is not None:
+            _record_posteriors(arms, now)
+    return chosen
+
+
+def _record_posteriors(arms: dict[int, bandit.AdjustedArm], at: datetime) -> None:
+    """Store on each variant the adjusted posterior the choice drew from, for the API and console.
+    In id order, as the feedback stage moves counters, so the two cannot deadlock; only these
+    fields are written, so counters moved meanwhile are kept."""
+    for variant_id in sorted(arms):
+        adjusted = arms[variant_id]
+        Variant.objects.filter(pk=variant_id).update(
+            posterior_alpha=adjusted.arm.alpha,
+            posterior_beta=adjusted.arm.beta,
+            pending_weight=adjusted.pending_weight,
+            posterior_at=at,
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +148,7 @@ def outreach_schedule_batch(
         contacted_before = set(contacted)
         eligibility = Eligibility(list(leads.values()), now=now)
         variants = variants_active()
+        arms = selectors.variant_adjusted_arms(variants, now=now)  # once for every choice of the batch
         results = [ScheduleResult(request) for request in requests]
         admitted: list[_Admitted] = []
         for result in results:
@@ -133,7 +159,7 @@ def outreach_schedule_batch(
             result.refusal = eligibility.refusal(lead, force=result.request.force, has_outreach=lead.pk in contacted)
             if not result.refusal and lead.pk in queued:
                 result.refusal = "outreach to the lead is scheduled already"
-            variant = None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng)
+            variant = None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng, arms=arms)
             if variant is None:
                 result.refusal = result.refusal or "no active experiment targets the lead's persona"
                 continue
@@ -143,6 +169,8 @@ def outreach_schedule_batch(
             admitted.append(_Admitted(result, lead, variant, key, domain))
         _schedule(admitted, now)
         _note_reasons(results, leads, contacted_before)
+        if admitted:  # last, so the variants' rows stay locked only until the commit
+            _record_posteriors(arms, now)
     return results
 
 
