@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Min, Prefetch, Q
 
 from health.probes import stage_lag
-from leads import selectors
+from leads import bandit, selectors
 from leads.console.charts import SERIES_COLOURS, PosteriorChart, posterior_chart, timeline_chart
 from leads.models import DeadLetter, Experiment, OutboxEvent, Variant
 from ops.backups import backup_latest
@@ -54,6 +54,11 @@ class ExperimentPanel:
     experiment: Experiment
     rows: list[VariantRow]
     chart: PosteriorChart
+    delays: bandit.DelayDistribution  # what the pending sends are weighted by
+
+    @property
+    def median_delay_hours(self) -> float:
+        return self.delays.median() / 3_600
 
 
 @dataclass(frozen=True)
@@ -89,20 +94,24 @@ def console_dashboard(*, period: str) -> dict[str, Any]:
 
 
 def console_experiments() -> list[ExperimentPanel]:
-    """Each active experiment with its variants' posteriors and their curves (two queries)."""
+    """Each active experiment with its variants' adjusted posteriors, their curves and its delay
+    distribution (a fixed number of queries, however many experiments)."""
     variants = Variant.objects.order_by("name")
-    experiments = Experiment.objects.filter(status=Experiment.Status.ACTIVE).prefetch_related(
-        Prefetch("variants", queryset=variants)
+    experiments = list(
+        Experiment.objects.filter(status=Experiment.Status.ACTIVE)
+        .prefetch_related(Prefetch("variants", queryset=variants))
+        .order_by("name")
     )
+    posteriors = selectors.experiment_posteriors([arm for e in experiments for arm in e.variants.all()])
+    delays = selectors.experiment_delays(experiment_ids=[e.pk for e in experiments])
     panels = []
-    for experiment in experiments.order_by("name"):
-        arms = list(experiment.variants.all())
-        posteriors = selectors.experiment_posteriors(arms)
+    for experiment in experiments:
         rows = [
             VariantRow(variant=arm, posterior=posteriors[arm.pk], series=index % SERIES_COLOURS)
-            for index, arm in enumerate(arms)
+            for index, arm in enumerate(experiment.variants.all())
         ]
-        panels.append(ExperimentPanel(experiment=experiment, rows=rows, chart=posterior_chart(rows)))
+        chart = posterior_chart(rows)
+        panels.append(ExperimentPanel(experiment=experiment, rows=rows, chart=chart, delays=delays[experiment.pk]))
     return panels
 
 
