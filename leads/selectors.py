@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, Trunc, TruncDate
 from django.utils import timezone
 
@@ -159,14 +159,14 @@ def experiment_delays(*, experiment_ids: Iterable[int]) -> dict[int, bandit.Dela
     latest = Window(RowNumber(), partition_by=F("variant__experiment_id"), order_by=F("rewarded_at").desc())
     rows = (
         Outreach.objects.filter(variant__experiment_id__in=ids, reward=Outreach.Reward.SUCCESS, sent_at__isnull=False)
-        .annotate(recency=latest)
+        .annotate(recency=latest, delay=ExpressionWrapper(F("rewarded_at") - F("sent_at"), DurationField()))
         .filter(recency__lte=RECENT_SUCCESSES)
         .order_by()
-        .values_list("variant__experiment_id", "sent_at", "rewarded_at")
+        .values_list("variant__experiment_id", "delay")
     )
     seconds: defaultdict[int, list[float]] = defaultdict(list)
-    for experiment_id, sent_at, rewarded_at in rows:
-        seconds[experiment_id].append((rewarded_at - sent_at).total_seconds())
+    for experiment_id, delay in rows:
+        seconds[experiment_id].append(delay.total_seconds())
     return {i: bandit.DelayDistribution.learn(seconds[i], window=window) for i in ids}
 
 

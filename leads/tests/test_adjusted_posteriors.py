@@ -28,7 +28,7 @@ def outreach_settings(settings: Any) -> Any:
     return settings
 
 
-def _sent(variant: Variant, at: datetime, **fields: Any) -> Outreach:
+def _sent(variant: Variant, at: datetime | None, **fields: Any) -> Outreach:
     return OutreachFactory(variant=variant, status=fields.pop("status", Outreach.Status.SENT), sent_at=at, **fields)
 
 
