@@ -36,6 +36,16 @@ def test_the_delay_distribution_is_zero_before_the_send_and_one_from_the_window_
     assert delays.cdf(20 * DAY) == 1.0
 
 
+def test_delays_before_the_send_or_past_the_window_are_clipped_to_it():
+    assert DelayDistribution.learn([20 * DAY, -5.0, HOUR], window=WINDOW).observed == (0.0, HOUR, WINDOW)
+
+
+def test_the_cdf_at_many_ages_is_the_cdf_at_each():
+    delays = DelayDistribution.learn([HOUR * k for k in range(50)], window=WINDOW)
+    ages = [-HOUR, 0.0, 0.5 * HOUR, 7.5 * HOUR, 3 * DAY, WINDOW, 2 * WINDOW]
+    assert delays.cdf_at(ages) == {age: delays.cdf(age) for age in ages}
+
+
 def test_observed_delays_outweigh_the_prior_once_there_are_many():
     # Every success within an hour: the learned median moves from days to under an hour.
     delays = DelayDistribution.learn([HOUR / 2] * (PRIOR_WEIGHT * 30), window=WINDOW)
