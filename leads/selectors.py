@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber, Trunc, TruncDate
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Prefetch, Q, QuerySet
+from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
 
 from leads import bandit
@@ -151,22 +151,24 @@ def pending_histograms(*, variant_ids: Iterable[int], now: datetime) -> dict[int
 
 
 def experiment_delays(*, experiment_ids: Iterable[int]) -> dict[int, bandit.DelayDistribution]:
-    """Per experiment, the delay distribution of its RECENT_SUCCESSES latest successes (seconds
-    from send to the reward, which is the experiment's success event). One query for all, reading
-    only successes (the partial index outreach_success_idx)."""
+    """Per experiment, the delay distribution of its latest successes (seconds from send to the
+    reward, which is the experiment's success event): up to RECENT_SUCCESSES each, from the latest
+    RECENT_SUCCESSES per experiment asked for, all experiments together. One query whatever the
+    history: a backward scan of the partial index outreach_success_idx that stops at its limit. (An
+    experiment that succeeds far less often than the others asked for with it gets fewer delays, its
+    most recent, rather than a scan back through everyone's history.)"""
     window = settings.ATTRIBUTION_WINDOW_DAYS * bandit.DAY
     ids = sorted(set(experiment_ids))
-    latest = Window(RowNumber(), partition_by=F("variant__experiment_id"), order_by=F("rewarded_at").desc())
     rows = (
         Outreach.objects.filter(variant__experiment_id__in=ids, reward=Outreach.Reward.SUCCESS, sent_at__isnull=False)
-        .annotate(recency=latest, delay=ExpressionWrapper(F("rewarded_at") - F("sent_at"), DurationField()))
-        .filter(recency__lte=RECENT_SUCCESSES)
-        .order_by()
-        .values_list("variant__experiment_id", "delay")
+        .annotate(delay=ExpressionWrapper(F("rewarded_at") - F("sent_at"), DurationField()))
+        .order_by("-rewarded_at")
+        .values_list("variant__experiment_id", "delay")[: RECENT_SUCCESSES * len(ids)]
     )
     seconds: defaultdict[int, list[float]] = defaultdict(list)
     for experiment_id, delay in rows:
-        seconds[experiment_id].append(delay.total_seconds())
+        if len(seconds[experiment_id]) < RECENT_SUCCESSES:
+            seconds[experiment_id].append(delay.total_seconds())
     return {i: bandit.DelayDistribution.learn(seconds[i], window=window) for i in ids}
 
 

@@ -366,9 +366,7 @@ class Outreach(models.Model):
                 condition=Q(reward="") & Q(sent_at__isnull=False),
                 name="outreach_unresolved_idx",
             ),
-            models.Index(
-                fields=["variant", "-rewarded_at"], condition=Q(reward="success"), name="outreach_success_idx"
-            ),
+            models.Index(fields=["-rewarded_at"], condition=Q(reward="success"), name="outreach_success_idx"),
             models.Index(
                 fields=["complained_at"], condition=Q(complained_at__isnull=False), name="outreach_complained_idx"
             ),

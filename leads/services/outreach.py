@@ -85,15 +85,12 @@ def variant_pick(
 
 def variant_choose(*, lead: Lead, rng: random.Random) -> Variant | None:
     """Thompson sampling over the active variants of the active experiments for the lead's persona,
-    on their adjusted posteriors, which are recorded as the ones of the last choice."""
+    on their adjusted posteriors. A choice outside a batch: it records nothing on the variants
+    (the outreach stage's batches do, see `outreach_schedule_batch`)."""
     variants = variants_active()
-    now = timezone.now()
-    arms = selectors.variant_adjusted_arms(variants, now=now)
-    with transaction.atomic():
-        chosen = variant_pick(variants, persona=lead.persona, rng=rng, arms=arms)
-        if chosen is not None:
-            _record_posteriors(arms, now)
-    return chosen
+    return variant_pick(
+        variants, persona=lead.persona, rng=rng, arms=selectors.variant_adjusted_arms(variants, now=timezone.now())
+    )
 
 
 def _record_posteriors(arms: dict[int, bandit.AdjustedArm], at: datetime) -> None:
