@@ -4,11 +4,12 @@ Lead stats and the dashboard funnel and timeline aggregate the whole leads table
 are one family, `lead_metrics`: every service that changes a lead's status, score, persona or
 milestone timestamps (or adds a lead) calls `lead_metrics_invalidate()` after its write.
 
-Posteriors need no invalidation: their key is the variants' (id, alpha, beta, is_active), just
-read from the database, so a changed counter or a paused arm is a different key (and the admin's
-inline edits are covered too). What is saved is the Monte Carlo estimate of the probability of
-being best. The activity feed is not cached: it is three short indexed queries, and its text
-names companies and variants that many places may rename.
+Posteriors need no invalidation: their key is the variants' counters, is_active and the adjusted
+posterior the bandit last chose with, just read from the database, so a reward, a new choice or a
+paused arm is a different key (and the admin's inline edits are covered too). What is saved is the
+Monte Carlo estimate of the probability of being best. The activity feed is not cached: it is
+three short indexed queries, and its text names companies and variants that many places may
+rename.
 
 Every payload here is the same for every caller; the views check permissions before reading.
 """
@@ -59,8 +60,12 @@ def dashboard_timeline_cached(*, days: int) -> list[dict[str, Any]]:
 
 
 def experiment_posteriors_cached(variants: list[Variant]) -> dict[int, selectors.VariantPosterior]:
-    """`selectors.experiment_posteriors`, keyed by exactly the inputs it reads."""
-    arms = tuple((v.pk, v.alpha, v.beta, v.is_active) for v in variants)
+    """`selectors.experiment_posteriors`, keyed by the inputs it reads. A variant the bandit has
+    not chosen with yet is adjusted at reading time: its pending sends age within the TTL unseen."""
+    arms = tuple(
+        (v.pk, v.alpha, v.beta, v.is_active, v.posterior_alpha, v.posterior_beta, v.pending_weight, v.posterior_at)
+        for v in variants
+    )
     return cache_read(
         name="experiment_posteriors",
         parts=(POSTERIOR_SHAPE, *arms),

@@ -7,12 +7,15 @@ the database, never by walking rows in Python.
 from __future__ import annotations
 
 import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Prefetch, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.conf import settings
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Prefetch, Q, QuerySet
+from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
 
 from leads import bandit
@@ -58,7 +61,15 @@ def variant_list(*, experiment: Experiment) -> QuerySet[Variant]:
 
 @dataclass(frozen=True)
 class VariantPosterior:
+    """A variant's adjusted posterior Beta(alpha, beta) (pending sends counted in beta) as the
+    bandit last used it (`at`), or as it is now when the bandit has not chosen with it yet (`at`
+    None), with its summaries."""
+
     variant_id: int
+    alpha: float
+    beta: float
+    pending_weight: float
+    at: datetime | None
     mean: float
     ci_low: float
     ci_high: float
@@ -68,23 +79,101 @@ class VariantPosterior:
 
 
 def experiment_posteriors(variants: list[Variant]) -> dict[int, VariantPosterior]:
-    """Per variant: posterior mean, 95% credible interval, and the probability of being the
-    best among the active variants (0 for a paused variant, which the bandit never picks) with
-    the expected loss of choosing it, both from the same posterior draws."""
-    active = [bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in variants if v.is_active]
-    risks = {risk.key: risk for risk in bandit.arm_risks(active, random.Random(POSTERIOR_SEED))}
-    summaries = {}
+    """Per variant: the adjusted posterior the outreach stage last chose with (see `Variant`), its
+    mean, 95% credible interval, and the probability of being the best among the active variants
+    of its experiment (0 for a paused variant, which the bandit never picks) with the expected
+    loss of choosing it, both from the same posterior draws. Variants never chosen with are
+    adjusted now (two queries, however many experiments)."""
+    fresh = [v for v in variants if v.posterior_at is None]
+    adjusted = variant_adjusted_arms(fresh, now=timezone.now()) if fresh else {}
     for variant in variants:
-        risk = risks.get(variant.pk)
-        summaries[variant.pk] = VariantPosterior(
-            variant_id=variant.pk,
-            mean=variant.alpha / (variant.alpha + variant.beta),
-            ci_low=bandit.beta_quantile(0.025, variant.alpha, variant.beta),
-            ci_high=bandit.beta_quantile(0.975, variant.alpha, variant.beta),
-            probability_best=risk.probability_best if risk else 0.0,
-            expected_loss=risk.expected_loss if risk else None,
-        )
-    return summaries
+        if variant.posterior_at is not None:  # then both are set and positive (a constraint)
+            arm = bandit.Arm(
+                variant.pk, variant.posterior_alpha or variant.alpha, variant.posterior_beta or variant.beta
+            )
+            adjusted[variant.pk] = bandit.AdjustedArm(arm, pending_weight=variant.pending_weight)
+    risks: dict[int, bandit.ArmRisk] = {}
+    for experiment_id in sorted({v.experiment_id for v in variants}):
+        active = [adjusted[v.pk].arm for v in variants if v.is_active and v.experiment_id == experiment_id]
+        if active:
+            risks.update((r.key, r) for r in bandit.arm_risks(active, random.Random(POSTERIOR_SEED)))
+    return {variant.pk: _posterior(variant, adjusted[variant.pk], risks.get(variant.pk)) for variant in variants}
+
+
+def _posterior(variant: Variant, adjusted: bandit.AdjustedArm, risk: bandit.ArmRisk | None) -> VariantPosterior:
+    arm = adjusted.arm
+    return VariantPosterior(
+        variant_id=variant.pk,
+        alpha=arm.alpha,
+        beta=arm.beta,
+        pending_weight=adjusted.pending_weight,
+        at=variant.posterior_at,
+        mean=arm.alpha / (arm.alpha + arm.beta),
+        ci_low=bandit.beta_quantile(0.025, arm.alpha, arm.beta),
+        ci_high=bandit.beta_quantile(0.975, arm.alpha, arm.beta),
+        probability_best=risk.probability_best if risk else 0.0,
+        expected_loss=risk.expected_loss if risk else None,
+    )
+
+
+# --- Delayed rewards: what the adjusted posteriors are computed from -----------------------
+
+# The success delays an experiment's delay distribution learns from: its most recent ones.
+RECENT_SUCCESSES = 1_000
+_HALF_HOUR = 1_800.0
+
+
+def variant_adjusted_arms(variants: Sequence[Variant], *, now: datetime) -> dict[int, bandit.AdjustedArm]:
+    """Each variant's arm as the bandit draws from it at `now`: its stored counters, with its
+    unresolved sends counted as failures weighted by its experiment's delay distribution. One
+    query for the pending sends, one for the delays."""
+    pending = pending_histograms(variant_ids=[v.pk for v in variants], now=now)
+    delays = experiment_delays(experiment_ids={v.experiment_id for v in variants})
+    adjusted: dict[int, bandit.AdjustedArm] = {}
+    for experiment_id, distribution in delays.items():
+        arms = [bandit.Arm(v.pk, v.alpha, v.beta) for v in variants if v.experiment_id == experiment_id]
+        adjusted.update((a.arm.key, a) for a in bandit.adjust_arms(arms, pending, distribution))
+    return adjusted
+
+
+def pending_histograms(*, variant_ids: Iterable[int], now: datetime) -> dict[int, dict[float, int]]:
+    """Per variant, its unresolved sends (sent, no reward yet, not failed: each will have one) by
+    hour of sending, as age in seconds at `now` (the hour's middle) -> count. One GROUP BY,
+    served by the partial index outreach_unresolved_idx."""
+    rows = (
+        Outreach.objects.filter(variant_id__in=list(variant_ids), reward="", sent_at__isnull=False)
+        .exclude(status=Outreach.Status.FAILED)
+        .order_by()
+        .annotate(hour=Trunc("sent_at", "hour"))
+        .values_list("variant_id", "hour")
+        .annotate(n=Count("pk"))
+    )
+    histograms: defaultdict[int, dict[float, int]] = defaultdict(dict)
+    for variant_id, hour, count in rows:
+        histograms[variant_id][(now - hour).total_seconds() - _HALF_HOUR] = count
+    return dict(histograms)
+
+
+def experiment_delays(*, experiment_ids: Iterable[int]) -> dict[int, bandit.DelayDistribution]:
+    """Per experiment, the delay distribution of its latest successes (seconds from send to the
+    reward, which is the experiment's success event): up to RECENT_SUCCESSES each, from the latest
+    RECENT_SUCCESSES per experiment asked for, all experiments together. One query whatever the
+    history: a backward scan of the partial index outreach_success_idx that stops at its limit. (An
+    experiment that succeeds far less often than the others asked for with it gets fewer delays, its
+    most recent, rather than a scan back through everyone's history.)"""
+    window = settings.ATTRIBUTION_WINDOW_DAYS * bandit.DAY
+    ids = sorted(set(experiment_ids))
+    rows = (
+        Outreach.objects.filter(variant__experiment_id__in=ids, reward=Outreach.Reward.SUCCESS, sent_at__isnull=False)
+        .annotate(delay=ExpressionWrapper(F("rewarded_at") - F("sent_at"), DurationField()))
+        .order_by("-rewarded_at")
+        .values_list("variant__experiment_id", "delay")[: RECENT_SUCCESSES * len(ids)]
+    )
+    seconds: defaultdict[int, list[float]] = defaultdict(list)
+    for experiment_id, delay in rows:
+        if len(seconds[experiment_id]) < RECENT_SUCCESSES:
+            seconds[experiment_id].append(delay.total_seconds())
+    return {i: bandit.DelayDistribution.learn(seconds[i], window=window) for i in ids}
 
 
 class DecisionStatus:

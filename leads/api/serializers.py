@@ -212,9 +212,19 @@ class RenderedMessageSerializer(serializers.Serializer):
 
 
 class VariantSerializer(serializers.ModelSerializer):
-    """A variant with its posterior summary, read from the `posteriors` context entry."""
+    """A variant with its stored counters and its adjusted posterior (pending sends counted as
+    weighted failures) as the bandit last chose with it, read from the `posteriors` context entry."""
 
     template_name = serializers.CharField(source="template.name", read_only=True)
+    pending_weight = serializers.SerializerMethodField(
+        help_text="Failures the unresolved sends count for: each weighted by the share of successes"
+        " that arrive within its age."
+    )
+    posterior_alpha = serializers.SerializerMethodField(help_text="alpha as of posterior_at (not adjusted).")
+    posterior_beta = serializers.SerializerMethodField(help_text="beta as of posterior_at, plus pending_weight.")
+    posterior_at = serializers.SerializerMethodField(
+        help_text="When the bandit last chose with this posterior; null: never yet, computed at reading."
+    )
     posterior_mean = serializers.SerializerMethodField()
     credible_interval_95 = serializers.SerializerMethodField()
     probability_best = serializers.SerializerMethodField()
@@ -236,6 +246,10 @@ class VariantSerializer(serializers.ModelSerializer):
             "sends",
             "successes",
             "failures",
+            "pending_weight",
+            "posterior_alpha",
+            "posterior_beta",
+            "posterior_at",
             "posterior_mean",
             "credible_interval_95",
             "probability_best",
@@ -246,6 +260,20 @@ class VariantSerializer(serializers.ModelSerializer):
 
     def _posterior(self, variant: Variant) -> VariantPosterior:
         return self.context["posteriors"][variant.pk]
+
+    def get_pending_weight(self, variant: Variant) -> float:
+        return round(self._posterior(variant).pending_weight, 6)
+
+    def get_posterior_alpha(self, variant: Variant) -> float:
+        return self._posterior(variant).alpha
+
+    def get_posterior_beta(self, variant: Variant) -> float:
+        return self._posterior(variant).beta
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_posterior_at(self, variant: Variant) -> str | None:
+        at = self._posterior(variant).at
+        return serializers.DateTimeField().to_representation(at) if at else None
 
     def get_posterior_mean(self, variant: Variant) -> float:
         return round(self._posterior(variant).mean, 6)

@@ -69,7 +69,7 @@ def beta_pdf(x: float, alpha: float, beta: float) -> float:
 def posterior_chart(rows: Sequence[Any]) -> PosteriorChart:
     """One curve per variant, on an x range zoomed to where the posteriors have their mass.
 
-    Rows have `.variant` (alpha, beta, name), `.posterior` (the credible interval) and
+    Rows have `.variant` (its name), `.posterior` (alpha, beta, the credible interval) and
     `.series` (a colour index)."""
     low = min((row.posterior.ci_low for row in rows), default=0.0)
     high = max((row.posterior.ci_high for row in rows), default=1.0)
@@ -78,7 +78,7 @@ def posterior_chart(rows: Sequence[Any]) -> PosteriorChart:
     # Stay off 0 and 1, where a density with alpha or beta below 1 is infinite.
     grid = [x_min + (x_max - x_min) * i / (GRID_POINTS - 1) for i in range(GRID_POINTS)]
     grid = [min(max(x, 1e-6), 1 - 1e-6) for x in grid]
-    densities = [[beta_pdf(x, row.variant.alpha, row.variant.beta) for x in grid] for row in rows]
+    densities = [[beta_pdf(x, row.posterior.alpha, row.posterior.beta) for x in grid] for row in rows]
     peak = max((max(values) for values in densities), default=1.0) or 1.0
     plot_height = HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
     curves = []

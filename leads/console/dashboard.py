@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Min, Prefetch, Q
 
 from health.probes import stage_lag
-from leads import selectors
+from leads import bandit, selectors
 from leads.console.charts import SERIES_COLOURS, PosteriorChart, posterior_chart, timeline_chart
 from leads.models import DeadLetter, Experiment, OutboxEvent, Variant
 from ops.backups import backup_latest
@@ -62,6 +62,11 @@ class ExperimentPanel:
     chart: PosteriorChart
     decision: selectors.ExperimentDecision
     winner: Variant | None  # the winning or shipped variant
+    delays: bandit.DelayDistribution  # what the pending sends are weighted by
+
+    @property
+    def median_delay_hours(self) -> float:
+        return self.delays.median() / 3_600
 
 
 @dataclass(frozen=True)
@@ -97,20 +102,24 @@ def console_dashboard(*, period: str) -> dict[str, Any]:
 
 
 def console_experiments() -> list[ExperimentPanel]:
-    """Each active experiment with its variants' posteriors, their curves and where its stopping
-    rule stands (two queries)."""
+    """Each active experiment with its variants' adjusted posteriors, their curves, its delay
+    distribution and where its stopping rule stands (a fixed number of queries, however many
+    experiments)."""
     variants = Variant.objects.order_by("name")
-    experiments = Experiment.objects.filter(status=Experiment.Status.ACTIVE).prefetch_related(
-        Prefetch("variants", queryset=variants)
+    experiments = list(
+        Experiment.objects.filter(status=Experiment.Status.ACTIVE)
+        .prefetch_related(Prefetch("variants", queryset=variants))
+        .order_by("name")
     )
+    posteriors = selectors.experiment_posteriors([arm for e in experiments for arm in e.variants.all()])
+    delays = selectors.experiment_delays(experiment_ids=[e.pk for e in experiments])
     panels = []
-    for experiment in experiments.order_by("name"):
-        arms = list(experiment.variants.all())
-        posteriors = selectors.experiment_posteriors(arms)
+    for experiment in experiments:
         rows = [
             VariantRow(variant=arm, posterior=posteriors[arm.pk], series=index % SERIES_COLOURS)
-            for index, arm in enumerate(arms)
+            for index, arm in enumerate(experiment.variants.all())
         ]
+        arms = list(experiment.variants.all())
         decision = selectors.experiment_decision(experiment, arms, posteriors)
         panels.append(
             ExperimentPanel(
@@ -119,6 +128,7 @@ def console_experiments() -> list[ExperimentPanel]:
                 chart=posterior_chart(rows),
                 decision=decision,
                 winner=next((arm for arm in arms if arm.pk == decision.winner), None),
+                delays=delays[experiment.pk],
             )
         )
     return panels

@@ -225,7 +225,11 @@ class Experiment(models.Model):
 
 
 class Variant(models.Model):
-    """One arm of an experiment: a template and its Beta(alpha, beta) posterior."""
+    """One arm of an experiment: a template and its Beta(alpha, beta) posterior.
+
+    alpha and beta move exactly once per reward. The outreach stage draws from an adjusted
+    posterior (pending sends as weighted failures, `leads.bandit.adjust_arms`) and records here
+    the one it used for its last choice and when: that is what the API and console show."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     name = models.CharField(max_length=100)
@@ -236,6 +240,11 @@ class Variant(models.Model):
     sends = models.PositiveIntegerField(default=0)
     successes = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
+    # The adjusted posterior of the last choice: beta here is beta + pending_weight as it was then.
+    posterior_alpha = models.FloatField(null=True, blank=True)
+    posterior_beta = models.FloatField(null=True, blank=True)
+    pending_weight = models.FloatField(default=0.0, db_default=0.0)
+    posterior_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -244,6 +253,10 @@ class Variant(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["experiment", "name"], name="variant_name_unique_in_experiment"),
             models.CheckConstraint(condition=Q(alpha__gt=0) & Q(beta__gt=0), name="variant_posterior_positive"),
+            models.CheckConstraint(
+                condition=Q(posterior_at__isnull=True) | (Q(posterior_alpha__gt=0) & Q(posterior_beta__gt=0)),
+                name="variant_adjusted_posterior_positive",
+            ),
             models.CheckConstraint(
                 condition=Q(successes__lte=F("sends")) & Q(failures__lte=F("sends") - F("successes")),
                 name="variant_rewards_within_sends",
@@ -366,6 +379,13 @@ class Outreach(models.Model):
             # The deliverability brake's 7-day counts (each scrape of /metrics runs them too).
             models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="outreach_sent_idx"),
             models.Index(fields=["bounced_at"], condition=Q(bounce_type="hard"), name="outreach_hard_bounce_idx"),
+            # The adjusted posteriors' aggregates: sends awaiting their reward, and recent successes.
+            models.Index(
+                fields=["variant", "sent_at"],
+                condition=Q(reward="") & Q(sent_at__isnull=False),
+                name="outreach_unresolved_idx",
+            ),
+            models.Index(fields=["-rewarded_at"], condition=Q(reward="success"), name="outreach_success_idx"),
             models.Index(
                 fields=["complained_at"], condition=Q(complained_at__isnull=False), name="outreach_complained_idx"
             ),

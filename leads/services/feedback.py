@@ -307,8 +307,8 @@ def _move_variants(tally: Counter[tuple[int, str]]) -> None:
         else:
             fields = {"beta": F("beta") + count, "failures": F("failures") + count}
         changes.setdefault(variant_id, {}).update(fields)
-    for variant_id, fields in changes.items():
-        Variant.objects.filter(pk=variant_id).update(**fields, updated_at=timezone.now())
+    for variant_id in sorted(changes):  # in id order, as the outreach stage writes them: no deadlock
+        Variant.objects.filter(pk=variant_id).update(**changes[variant_id], updated_at=timezone.now())
 
 
 def _advance_outreach(outreach: Outreach, event_type: str, at: datetime) -> None:

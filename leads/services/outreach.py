@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from leads import bandit
+from leads import bandit, selectors
 from leads.models import Experiment, Lead, Outreach, Variant
 from leads.services.dispatch import message_id_new
 from leads.services.eligibility import Eligibility
@@ -72,15 +72,21 @@ def variants_active() -> list[Variant]:
 
 
 def variant_pick(
-    variants: Sequence[Variant], *, persona: str, rng: random.Random, burning_in: Collection[int] = ()
+    variants: Sequence[Variant],
+    *,
+    persona: str,
+    rng: random.Random,
+    arms: dict[int, bandit.AdjustedArm],
+    burning_in: Collection[int] = (),
 ) -> Variant | None:
-    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone);
-    when the pick's experiment is in `burning_in` (`experiments_burning_in`), a uniform pick among
-    that experiment's eligible variants instead."""
+    """Thompson sampling over those of `variants` whose experiment targets `persona` (or everyone),
+    drawing from their adjusted `arms` (`selectors.variant_adjusted_arms`); when the pick's
+    experiment is in `burning_in` (`experiments_burning_in`), a uniform pick among that
+    experiment's eligible variants instead."""
     eligible = [v for v in variants if v.experiment.target_persona in ("", persona)]
     if not eligible:
         return None
-    chosen = bandit.choose([bandit.Arm(key=v.pk, alpha=v.alpha, beta=v.beta) for v in eligible], rng)
+    chosen = bandit.choose([arms[v.pk].arm for v in eligible], rng)
     picked = next(v for v in eligible if v.pk == chosen.key)
     if picked.experiment_id in burning_in:
         return rng.choice([v for v in eligible if v.experiment_id == picked.experiment_id])
@@ -105,10 +111,27 @@ def experiments_burning_in(variants: Sequence[Variant]) -> frozenset[int]:
 
 
 def variant_choose(*, lead: Lead, rng: random.Random) -> Variant | None:
-    """Thompson sampling over the active variants of the active experiments for the lead's persona
-    (uniform over an experiment's variants during its burn-in)."""
+    """Thompson sampling over the active variants of the active experiments for the lead's persona,
+    on their adjusted posteriors (uniform over an experiment's variants during its burn-in). A
+    choice outside a batch: it records nothing on the variants (the outreach stage's batches do,
+    see `outreach_schedule_batch`)."""
     variants = variants_active()
-    return variant_pick(variants, persona=lead.persona, rng=rng, burning_in=experiments_burning_in(variants))
+    arms = selectors.variant_adjusted_arms(variants, now=timezone.now())
+    return variant_pick(variants, persona=lead.persona, rng=rng, arms=arms, burning_in=experiments_burning_in(variants))
+
+
+def _record_posteriors(arms: dict[int, bandit.AdjustedArm], at: datetime) -> None:
+    """Store on each variant the adjusted posterior the choice drew from, for the API and console.
+    In id order, as the feedback stage moves counters, so the two cannot deadlock; only these
+    fields are written, so counters moved meanwhile are kept."""
+    for variant_id in sorted(arms):
+        adjusted = arms[variant_id]
+        Variant.objects.filter(pk=variant_id).update(
+            posterior_alpha=adjusted.arm.alpha,
+            posterior_beta=adjusted.arm.beta,
+            pending_weight=adjusted.pending_weight,
+            posterior_at=at,
+        )
 
 
 @dataclass(frozen=True)
@@ -150,6 +173,7 @@ def outreach_schedule_batch(
         eligibility = Eligibility(list(leads.values()), now=now)
         variants = variants_active()
         burning_in = experiments_burning_in(variants)
+        arms = selectors.variant_adjusted_arms(variants, now=now)  # once for every choice of the batch
         results = [ScheduleResult(request) for request in requests]
         admitted: list[_Admitted] = []
         for result in results:
@@ -161,7 +185,9 @@ def outreach_schedule_batch(
             if not result.refusal and lead.pk in queued:
                 result.refusal = "outreach to the lead is scheduled already"
             variant = (
-                None if result.refusal else variant_pick(variants, persona=lead.persona, rng=rng, burning_in=burning_in)
+                None
+                if result.refusal
+                else variant_pick(variants, persona=lead.persona, rng=rng, arms=arms, burning_in=burning_in)
             )
             if variant is None:
                 result.refusal = result.refusal or "no active experiment targets the lead's persona"
@@ -172,6 +198,8 @@ def outreach_schedule_batch(
             admitted.append(_Admitted(result, lead, variant, key, domain))
         _schedule(admitted, now)
         _note_reasons(results, leads, contacted_before)
+        if admitted:  # last, so the variants' rows stay locked only until the commit
+            _record_posteriors(arms, now)
     return results
 
 

@@ -16,7 +16,7 @@ from leads.services.ingest import lead_ingest_batch
 from leads.services.leads import lead_create, lead_rescore, lead_score, lead_snooze, lead_unsnooze, lead_update
 from leads.services.outreach import OutreachRequest, outreach_schedule_batch
 from leads.services.sending import Delivery
-from leads.tests.factories import LeadFactory, OutreachFactory, VariantFactory
+from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.cache import cache_guard_reset
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +104,8 @@ def test_an_engagement_that_moves_no_lead_through_the_funnel_keeps_the_cache(dja
 
 
 def test_cached_posteriors_follow_a_changed_counter_without_invalidation():
-    variants = [VariantFactory(alpha=1.0, beta=1.0), VariantFactory(alpha=1.0, beta=1.0)]
+    experiment = ExperimentFactory()  # variants compete for probability_best within their experiment
+    variants = [VariantFactory(experiment=experiment, name=name) for name in ("A", "B")]
     before = caching.experiment_posteriors_cached(variants)
     variants[0].alpha = 30.0
     after = caching.experiment_posteriors_cached(variants)

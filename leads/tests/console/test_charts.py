@@ -21,8 +21,8 @@ def test_beta_pdf_does_not_overflow_with_large_counts():
 
 def _row(name: str, alpha: float, beta: float, low: float, high: float, series: int) -> SimpleNamespace:
     return SimpleNamespace(
-        variant=SimpleNamespace(name=name, alpha=alpha, beta=beta),
-        posterior=SimpleNamespace(ci_low=low, ci_high=high),
+        variant=SimpleNamespace(name=name),
+        posterior=SimpleNamespace(alpha=alpha, beta=beta, ci_low=low, ci_high=high),
         series=series,
     )
 

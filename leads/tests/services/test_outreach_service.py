@@ -237,9 +237,10 @@ def test_the_reasons_of_a_batch_are_written_once_per_distinct_reason(django_asse
     _schedule(*lead_ids)  # warm: the variants, the templates
     Outreach.objects.all().delete()
     Lead.objects.update(not_contacted_reason="stale")
-    # Lock, leads, outreach, suppressions, conversations, companies, variants, two pacing counts,
-    # the insert, two reason updates, the clearing update, and the transaction's savepoints.
-    with django_assert_max_num_queries(16):
+    # Lock, leads, outreach, suppressions, conversations, companies, variants, the pending sends and
+    # the success delays (adjusted posteriors), two pacing counts, the insert, two reason updates,
+    # the clearing update, the variant's recorded posterior, and the transaction's savepoints.
+    with django_assert_max_num_queries(19):
         _schedule(*lead_ids)
     reasons = dict(Lead.objects.values_list("pk", "not_contacted_reason"))
     assert {reasons[lead.pk] for lead in low} == {"the score is below OUTREACH_MIN_SCORE"}
