@@ -6,10 +6,11 @@ Pausing, resuming and shipping go through `leads.services.experiments`, as in th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -29,9 +30,25 @@ def _set_active(is_active: bool) -> Callable[[Variant], Variant]:
     return lambda variant: experiment_services.variant_update(variant=variant, is_active=is_active)
 
 
+_DECIDED = "_decided"  # the attribute a changelist row carries its decision in
+
+
 def _decision(experiment: Experiment) -> selectors.ExperimentDecision:
+    decided = getattr(experiment, _DECIDED, None)  # set for a changelist's page at once
+    if decided is not None:
+        return decided
     variants = list(experiment.variants.all())
     return selectors.experiment_decision(experiment, variants, caching.experiment_posteriors_cached(variants))
+
+
+def _decide_page(experiments: Sequence[Experiment]) -> None:
+    """Each experiment's decision, from one computation of all their posteriors: a variant the
+    bandit has not chosen with yet is adjusted with queries, which must not repeat per row."""
+    variants = [variant for experiment in experiments for variant in experiment.variants.all()]
+    posteriors = caching.experiment_posteriors_cached(variants)
+    for experiment in experiments:
+        decided = selectors.experiment_decision(experiment, list(experiment.variants.all()), posteriors)
+        setattr(experiment, _DECIDED, decided)
 
 
 def _ship_winner(by: str) -> Callable[[Experiment], Experiment]:
@@ -70,6 +87,11 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).prefetch_related("variants")
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        _decide_page(list(changelist.result_list))
+        return changelist
 
     @admin.action(description="Pause selected experiments", permissions=["change"])
     def pause_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
