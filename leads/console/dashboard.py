@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Min, Prefetch, Q
+from django.utils import timezone
 
 from health.probes import stage_lag
 from leads import bandit, selectors
@@ -112,7 +113,7 @@ def console_experiments() -> list[ExperimentPanel]:
         .order_by("name")
     )
     posteriors = selectors.experiment_posteriors([arm for e in experiments for arm in e.variants.all()])
-    delays = selectors.experiment_delays(experiment_ids=[e.pk for e in experiments])
+    delays = selectors.experiment_delays(experiment_ids=[e.pk for e in experiments], now=timezone.now())
     panels = []
     for experiment in experiments:
         rows = [

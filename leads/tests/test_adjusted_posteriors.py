@@ -56,17 +56,21 @@ def test_pending_sends_are_counted_by_hour_of_sending_without_the_resolved_ones(
     assert histograms == {variant.pk: {3 * HOUR: 2, 1 * HOUR: 1}}
 
 
-def test_the_delays_are_the_latest_successes_of_each_experiment(monkeypatch):
+def test_the_delays_are_the_latest_settled_successes_of_each_experiment(monkeypatch):
     monkeypatch.setattr(selectors, "RECENT_SUCCESSES", 2)
     first, second = VariantFactory(), VariantFactory()
     sibling = VariantFactory(experiment=first.experiment)
-    start = NOW - timedelta(days=10)
+    start = NOW - timedelta(days=20)
+    # The latest success, but of a send younger than the window, whose longer delays are still unseen.
+    _success(first, sent_at=NOW - timedelta(days=13), after=timedelta(minutes=30))
     _success(first, sent_at=start, after=timedelta(hours=1))  # the oldest success: left out
     _success(sibling, sent_at=start, after=timedelta(hours=5))
     _success(first, sent_at=start + timedelta(days=1), after=timedelta(hours=2))
     _success(second, sent_at=start, after=timedelta(days=2))
     silent = ExperimentFactory()
-    delays = selectors.experiment_delays(experiment_ids=[first.experiment_id, second.experiment_id, silent.pk])
+    delays = selectors.experiment_delays(
+        experiment_ids=[first.experiment_id, second.experiment_id, silent.pk], now=NOW
+    )
     assert delays[first.experiment_id].observed == (2 * HOUR, 5 * HOUR)
     assert delays[second.experiment_id].observed == (2 * 86_400.0,)
     assert delays[silent.pk].successes_seen == 0

@@ -81,10 +81,11 @@ class CampaignEnd:
 
     def covered(self, rates: tuple[float, ...]) -> int:
         """How many arms' central 95% intervals hold their true rate."""
-        return sum(
-            beta_quantile(0.025, arm.alpha, arm.beta) <= rate <= beta_quantile(0.975, arm.alpha, arm.beta)
-            for arm, rate in zip(self.arms, rates, strict=True)
-        )
+        return sum(self.covered_arm(index, rate) for index, rate in enumerate(rates))
+
+    def covered_arm(self, index: int, rate: float) -> bool:
+        arm = self.arms[index]
+        return beta_quantile(0.025, arm.alpha, arm.beta) <= rate <= beta_quantile(0.975, arm.alpha, arm.beta)
 
     def mean(self, index: int) -> float:
         arm = self.arms[index]
@@ -99,7 +100,7 @@ def run_campaign(seed: int, *, rates: tuple[float, ...] = TRUE_RATES, adjusted: 
     counters = [[1.0, 1.0] for _ in rates]
     pending: list[defaultdict[int, int]] = [defaultdict(int) for _ in rates]  # send hour -> count
     rewards: list[tuple[float, int, int, bool]] = []  # (when, arm, send hour, success), a heap
-    delays: list[float] = []
+    delays: list[tuple[float, float]] = []  # (send time as the stage sees it, delay) per success
     send_gap = CAMPAIGN / SENDS
     sent, now = 0, 0.0
     while True:
@@ -124,7 +125,7 @@ def _reward_due(rewards, now, counters, pending, delays) -> None:
         counters[index][0 if success else 1] += 1
         pending[index][hour] -= 1
         if success:
-            delays.append(at - hour * HOUR)  # the send time as the stage sees it: its hour
+            delays.append((hour * HOUR, at - hour * HOUR))  # the send time as the stage sees it: its hour
     for histogram in pending:
         for hour in [h for h, n in histogram.items() if n == 0]:
             del histogram[hour]
@@ -138,7 +139,9 @@ def _arms(counters, pending, delays, now, adjusted) -> list[Arm]:
         index: {now - (hour + 0.5) * HOUR: count for hour, count in histogram.items()}
         for index, histogram in enumerate(pending)
     }
-    distribution = DelayDistribution.learn(delays[-1_000:], window=WINDOW)
+    # As selectors.experiment_delays: only the successes of sends at least a window old.
+    settled = [delay for sent_at, delay in delays if now - sent_at >= WINDOW]
+    distribution = DelayDistribution.learn(settled[-1_000:], window=WINDOW)
     return [adjusted.arm for adjusted in adjust_arms(arms, histograms, distribution)]
 
 
@@ -146,15 +149,15 @@ SEEDS = range(40)
 
 
 def _coverage(ends: list[CampaignEnd]) -> float:
-    """The share of all intervals (every arm of every campaign) that hold their true rate. A seed
-    where all three hold is rarer (about 0.95**3 by chance alone): 36 of 40 here, 37 with the true
-    delay distribution known."""
+    """The share of all intervals (every arm of every campaign) that hold their true rate."""
     return sum(end.covered(TRUE_RATES) for end in ends) / (len(ends) * len(TRUE_RATES))
 
 
 def test_with_pending_sends_adjusted_the_intervals_cover_the_true_rates_and_the_best_mean_is_close():
     ends = [run_campaign(seed) for seed in SEEDS]
-    assert _coverage(ends) >= 0.95
+    # Every variant's interval holds its rate in at least 38 of the 40 seeds (39, 39, 39 here).
+    covering = [sum(end.covered_arm(index, rate) for end in ends) for index, rate in enumerate(TRUE_RATES)]
+    assert min(covering) >= 38, f"seeds covered per variant: {covering}"
     best_error = [abs(end.mean(2) - TRUE_RATES[2]) / TRUE_RATES[2] for end in ends]
     assert max(best_error) <= 0.20, f"the best arm's mean was {max(best_error):.0%} off"
 
