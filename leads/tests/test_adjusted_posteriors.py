@@ -68,9 +68,7 @@ def test_the_delays_are_the_latest_settled_successes_of_each_experiment(monkeypa
     _success(first, sent_at=start + timedelta(days=1), after=timedelta(hours=2))
     _success(second, sent_at=start, after=timedelta(days=2))
     silent = ExperimentFactory()
-    delays = selectors.experiment_delays(
-        experiment_ids=[first.experiment_id, second.experiment_id, silent.pk], now=NOW
-    )
+    delays = selectors.experiment_delays(experiment_ids=[first.experiment_id, second.experiment_id, silent.pk], now=NOW)
     assert delays[first.experiment_id].observed == (2 * HOUR, 5 * HOUR)
     assert delays[second.experiment_id].observed == (2 * 86_400.0,)
     assert delays[silent.pk].successes_seen == 0
