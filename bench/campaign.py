@@ -308,7 +308,12 @@ def _summarise(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any
             # among equal arms: the share of campaigns that named any winner (should be small).
             "stopping_accuracy": (sum(d["winner_rate"] == best for d in decided) / len(runs) if has_best else None),
             "false_winner_share": None if has_best else len(decided) / len(runs),
-            "median_sends_to_decision": statistics.median(d["sends"] for d in decided) if decided else None,
+            # A campaign that named no winner counts with all its sends (a lower bound of its own).
+            "median_sends_to_decision": (
+                statistics.median(r["decision"]["sends"] if r["decision"] else r["sends"] for r in runs)
+                if decided
+                else None
+            ),
             "fixed_horizon_sends": fixed,
         }
         regret, instant = per_set[name]["regret"], per_set[name]["instant_regret"]
