@@ -65,7 +65,11 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--tick-hours", type=float, default=3.0)
     parser.add_argument("--rates", default=",".join(RATE_SETS), help="rate sets, of " + " ".join(RATE_SETS))
+    parser.add_argument("--from-json", action="store_true", help="summarise bench/results/campaign.json again")
     args = parser.parse_args()
+    if args.from_json:
+        _write(json.loads((RESULTS / "campaign.json").read_text()))
+        return
     _setup_django()
     settings = {"seeds": args.seeds, "sends": args.sends, "days": args.days, "tick_hours": args.tick_hours}
     started = time.perf_counter()
@@ -78,8 +82,13 @@ def main() -> None:
             campaign.update(rates_name=name, seed=seed)
             results.append(campaign)
             print(f"{name} seed {seed}: {json.dumps(_brief(campaign))}", flush=True)
-    summary = _summarise(results, args.rates.split(","))
-    report = {"settings": settings, "seconds": round(time.perf_counter() - started, 1), **summary, "campaigns": results}
+    _write({"settings": settings, "seconds": round(time.perf_counter() - started, 1), "campaigns": results})
+
+
+def _write(report: dict[str, Any]) -> None:
+    names = list(dict.fromkeys(campaign["rates_name"] for campaign in report["campaigns"]))
+    report = {**report, **_summarise(report["campaigns"], names, report["settings"])}
+    report["campaigns"] = report.pop("campaigns")  # last in the file: the summary reads first
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "campaign.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "campaign.md").write_text(_markdown(report))
@@ -277,7 +286,7 @@ def _brief(campaign: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _summarise(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+def _summarise(results: list[dict[str, Any]], names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
     per_set = {}
     for name in names:
         runs = [r for r in results if r["rates_name"] == name]
@@ -315,6 +324,14 @@ def _summarise(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any
                 else None
             ),
             "fixed_horizon_sends": fixed,
+            "median_days_to_decision": (
+                statistics.median(r["decision"]["day"] if r["decision"] else settings["days"] for r in runs)
+                if decided
+                else None
+            ),
+            # A fixed-horizon test decides when its last send's outcome is known: sent at the same
+            # pace as the campaign, then one attribution window.
+            "fixed_horizon_days": fixed * settings["days"] / settings["sends"] + WINDOW_DAYS if fixed else None,
         }
         regret, instant = per_set[name]["regret"], per_set[name]["instant_regret"]
         per_set[name]["regret_ratio"] = regret / instant if instant > 0 else None
@@ -382,7 +399,7 @@ def _markdown(report: dict[str, Any]) -> str:
         "## Allocation and stopping (the campaign draws from the adjusted posteriors)",
         "",
         "| rates | best-arm share, last 1,000 (instant TS) | regret (instant TS) | ratio | winners named / campaigns "
-        "| right | median sends to decision | fixed-horizon sends |",
+        "| right | median sends (days) to decision | fixed-horizon sends (days) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in report["rate_sets"].items():
@@ -395,9 +412,14 @@ def _markdown(report: dict[str, Any]) -> str:
         out.append(
             f"| {name} | {row['best_share_tail']:.0%} ({row['instant_best_share_tail']:.0%}) | "
             f"{row['regret']:.1f} ({row['instant_regret']:.1f}) | {ratio} | {row['decided']} / {row['campaigns']} | "
-            f"{right} | {row['median_sends_to_decision'] or '-'} | {row['fixed_horizon_sends'] or '-'} |"
+            f"{right} | {_and_days(row['median_sends_to_decision'], row['median_days_to_decision'])} "
+            f"| {_and_days(row['fixed_horizon_sends'], row['fixed_horizon_days'])} |"
         )
     return "\n".join(out) + "\n"
+
+
+def _and_days(sends: float | None, days: float | None) -> str:
+    return f"{sends:g} ({days:.0f})" if sends is not None and days is not None else "-"
 
 
 if __name__ == "__main__":
