@@ -355,7 +355,8 @@ def _targets(per_set: dict[str, Any]) -> list[dict[str, Any]]:
             met = accuracy >= TARGETS["stopping_accuracy"] and fewer is not None and fewer >= TARGETS["fewer_sends"]
             saved = f"{fewer:.0%} fewer" if fewer is not None else "no decision"
             lines.append(_line(f"{name}: stopping names the best >= 95%, >= 30% fewer sends than fixed-horizon",
-                               met, f"{accuracy:.0%}, median {sends} sends vs {fixed} ({saved})"))  # fmt: skip
+                               met, f"{accuracy:.0%}, median {_and_days(sends, row['median_days_to_decision'])} "
+                               f"sends (days) vs {_and_days(fixed, row['fixed_horizon_days'])} ({saved})"))  # fmt: skip
         if row["false_winner_share"] is not None:
             share = row["false_winner_share"]
             lines.append(_line(f"{name}: no winner among equal arms in > 5%", share <= 0.05, f"{share:.0%}"))
@@ -415,6 +416,15 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{right} | {_and_days(row['median_sends_to_decision'], row['median_days_to_decision'])} "
             f"| {_and_days(row['fixed_horizon_sends'], row['fixed_horizon_days'])} |"
         )
+    out += [
+        "",
+        "Reading: the campaign runs on the adjusted posteriors, so allocation figures exist for that rule only;",
+        "the stored-counters rule is the same campaign's alpha/beta at the end. The stopping rule is checked once",
+        "a simulated day, only while sends go on: a set whose fixed-horizon test needs far more sends than",
+        "SENDS cannot be decided by either, and counts as a miss. Its minimum of resolved sends per variant",
+        "cannot be reached before the first windows close (failures resolve at window end). Among equal arms",
+        "the best-arm share is 100% by definition.",
+    ]
     return "\n".join(out) + "\n"
 
 
