@@ -354,6 +354,9 @@ def _targets(per_set: dict[str, Any]) -> list[dict[str, Any]]:
             fewer = 1 - sends / fixed if sends is not None and fixed else None
             met = accuracy >= TARGETS["stopping_accuracy"] and fewer is not None and fewer >= TARGETS["fewer_sends"]
             saved = f"{fewer:.0%} fewer" if fewer is not None else "no decision"
+            undecided = row["campaigns"] - row["decided"]
+            if undecided:  # their sends are the cap, not a decision: the saving is no measure then
+                saved += f"; {undecided} of {row['campaigns']} undecided, counted at all their sends"
             lines.append(_line(f"{name}: stopping names the best >= 95%, >= 30% fewer sends than fixed-horizon",
                                met, f"{accuracy:.0%}, median {_and_days(sends, row['median_days_to_decision'])} "
                                f"sends (days) vs {_and_days(fixed, row['fixed_horizon_days'])} ({saved})"))  # fmt: skip
