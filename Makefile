@@ -17,7 +17,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	OUTREACH_POSTAL_ADDRESS="1 Test Street, Testville" PUBLIC_BASE_URL=https://pipeline.test.example \
 	OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00"
 
-.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-webhooks bench-pipeline bench-backup soak clean
+.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-webhooks bench-pipeline bench-backup bench-campaign soak clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -96,6 +96,9 @@ bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilin
 
 bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore (results in bench/results/)
 	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
+
+bench-campaign: $(DEV_STAMP)  ## seeded campaigns with delayed rewards through the real services on PostgreSQL (SEEDS SENDS; results in bench/results/)
+	$(BIN)/python bench/campaign.py --seeds $(or $(SEEDS),8) --sends $(or $(SENDS),3000)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .grimp_cache .import_linter_cache
