@@ -15,6 +15,7 @@ from anymail.inbound import AnymailInboundMessage
 from anymail.signals import AnymailInboundEvent
 from django.utils.html import strip_tags
 
+from leads.services.provider_events import provider_slug
 from leads.services.replies import InboundMail, reply_receive
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def inbound_mail(event: AnymailInboundEvent, *, esp_name: str) -> InboundMail:
         from_email = from_email[0] if from_email else None
     recipients = [message.envelope_recipient or "", *(address.addr_spec for address in message.to)]
     return InboundMail(
-        provider=esp_name.lower().replace(" ", "_"),
+        provider=provider_slug(esp_name),
         provider_event_id=event.event_id or "",
         message_id=str(message.get("Message-ID") or "").strip(),
         in_reply_to=str(message.get("In-Reply-To") or ""),
