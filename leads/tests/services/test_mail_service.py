@@ -11,6 +11,7 @@ from django.core.mail import EmailMessage
 from leads.services.mail import outreach_message
 from leads.services.unsubscribe import unsubscribe_mailto, unsubscribe_url
 from leads.tests.factories import OutreachFactory
+from tests.test_mail_header_injection import MESSAGE_HEADERS
 
 pytestmark = pytest.mark.django_db
 
@@ -120,16 +121,4 @@ def test_an_outreach_outside_any_experiment_carries_only_its_own_id_and_the_plai
 
 def test_over_smtp_the_provider_metadata_and_tag_add_no_header():
     mail = _wire(outreach_message(OutreachFactory(message_id="<abc@acme.example.com>")))
-    assert set(mail.keys()) == {
-        "Content-Type",
-        "MIME-Version",
-        "Content-Transfer-Encoding",
-        "Subject",
-        "From",
-        "To",
-        "Date",
-        "Message-ID",
-        "X-Outreach-ID",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    }
+    assert set(mail.keys()) == MESSAGE_HEADERS
