@@ -177,9 +177,17 @@ def test_the_target_starts_the_web_process_and_one_unit_per_pipeline_stage() -> 
     }
 
 
-def test_only_the_backup_unit_may_write_and_every_timer_starts_its_service() -> None:
-    writers = {path.name for path in SYSTEMD.glob("*.service") if "ReadWritePaths=" in path.read_text()}
-    assert writers == {"pipeline-whisperer-backup.service"}
+def example_settings() -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", (ROOT / ".env.production.example").read_text(), re.M))
+
+
+def test_only_the_backup_unit_may_write_to_the_backup_dir_and_every_timer_starts_its_service() -> None:
+    writers = {
+        path.name: re.findall(r"^ReadWritePaths=(.*)$", path.read_text(), re.M) for path in SYSTEMD.glob("*.service")
+    }
+    assert {name: paths for name, paths in writers.items() if paths} == {
+        "pipeline-whisperer-backup.service": [example_settings()["BACKUP_DIR"]]
+    }
     for timer in SYSTEMD.glob("*.timer"):
         assert (SYSTEMD / timer.name.replace(".timer", ".service")).exists()
 
@@ -195,3 +203,19 @@ def test_bad_arguments_exit_non_zero_with_one_line(args: list[str], message: str
     result = deploy_check(*args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_the_environment_file_leaves_out_what_differs_per_process() -> None:
+    """The shared file wins over a unit's Environment=, so the documented install step drops those lines."""
+    install = re.search(r"grep -vE '\^\(([A-Z_|]+)\)='", (ROOT / "docs" / "DEPLOYMENT.md").read_text())
+    assert install, "docs/DEPLOYMENT.md no longer shows how the environment file is made"
+    left_out = set(install.group(1).split("|"))
+    units = [path.read_text() for path in SYSTEMD.rglob("*") if path.is_file()]
+    set_by_units = {
+        name
+        for text in units
+        for line in re.findall(r"^Environment=(.*)$", text, re.M)
+        for name in re.findall(r"(\w+)=", line)
+    }
+    # The stages' probe port too: five stages on one host cannot share the example's one.
+    assert set_by_units & set(example_settings()) | {"PIPELINE_PROBE_PORT"} == left_out
