@@ -133,12 +133,12 @@ def check_checkov(paths: list[Path]) -> bool:
 
 
 def systemd_units(directory: Path) -> list[str]:
-    """Every unit file, with the template's instances named by the target (one per stage)."""
-    units = [path.name for path in sorted(directory.glob("*.*")) if path.suffix in {".service", ".timer", ".target"}]
-    for target in directory.glob("*.target"):
-        for line in re.findall(r"^Wants=(.*)$", target.read_text(), re.M):
-            units += [unit for unit in line.split() if "@" in unit and not unit.endswith("@.service")]
-    return [unit for unit in units if not unit.endswith("@.service")]
+    """Every unit file but the template, and the template's instances the target starts (one per stage)."""
+    files = [path.name for path in sorted(directory.iterdir()) if path.suffix in {".service", ".timer", ".target"}]
+    wants = " ".join(
+        line for target in directory.glob("*.target") for line in re.findall(r"^Wants=(.*)$", target.read_text(), re.M)
+    )
+    return [unit for unit in files if not unit.endswith("@.service")] + [unit for unit in wants.split() if "@" in unit]
 
 
 def check_systemd(paths: list[Path]) -> bool:
