@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+# checkov's pins conflict with ours, so it has a venv of its own (requirements-deploycheck.txt).
+DEPLOYCHECK_VENV := .venv-deploycheck
+DEPLOYCHECK_STAMP := $(DEPLOYCHECK_VENV)/.installed
 
 # The embedded default: SQLite, local-memory cache, debug on, plain HTTP on loopback.
 RUN_ENV := DJANGO_DEBUG=1 LOG_FORMAT=console
@@ -17,7 +20,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO
 	OUTREACH_POSTAL_ADDRESS="1 Test Street, Testville" PUBLIC_BASE_URL=https://pipeline.test.example \
 	OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00"
 
-.PHONY: run test lint migrations-check admin apikey check typecheck bandit audit bench bench-api bench-webhooks bench-pipeline bench-backup bench-campaign soak clean
+.PHONY: run test lint deploy-check migrations-check admin apikey check typecheck bandit audit bench bench-api bench-webhooks bench-pipeline bench-backup bench-campaign soak clean
 
 $(RUNTIME_STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +30,12 @@ $(RUNTIME_STAMP): requirements.txt
 
 $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(DEPLOYCHECK_STAMP): requirements-deploycheck.txt
+	test -d $(DEPLOYCHECK_VENV) || $(PYTHON) -m venv $(DEPLOYCHECK_VENV)
+	$(DEPLOYCHECK_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEPLOYCHECK_VENV)/bin/pip install --quiet -r requirements-deploycheck.txt
 	touch $@
 
 run: $(RUNTIME_STAMP)  ## set up and serve the embedded default with demo data on http://127.0.0.1:8000
@@ -54,13 +63,16 @@ apikey: $(RUNTIME_STAMP)  ## print a new read-write API key for the embedded def
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y chromium; \
 	else echo "The browser tests need Chromium: run 'apt-get install -y chromium' as root, then 'make test'."; exit 1; fi
 
-test: $(DEV_STAMP) /usr/bin/chromium  ## set up and run every test against PostgreSQL and Redis on loopback
+test: $(DEV_STAMP) $(DEPLOYCHECK_STAMP) /usr/bin/chromium  ## set up and run every test against PostgreSQL and Redis on loopback
 	$(TEST_ENV) $(BIN)/pytest
 
 lint: $(DEV_STAMP)  ## ruff, and the import contracts in pyproject.toml (which package may import which)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+deploy-check: $(DEV_STAMP) $(DEPLOYCHECK_STAMP)  ## hadolint, docker compose config and the compose schema, kubernetes-validate, checkov, systemd-analyze verify (deploy/check.py)
+	$(BIN)/python deploy/check.py
 
 migrations-check: $(RUNTIME_STAMP)  ## fail when a model change has no migration (reads the models only)
 	mkdir -p var
@@ -101,4 +113,4 @@ bench-campaign: $(DEV_STAMP)  ## seeded campaigns with delayed rewards through t
 	$(BIN)/python bench/campaign.py --seeds $(or $(SEEDS),8) --sends $(or $(SENDS),3000)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .grimp_cache .import_linter_cache
+	rm -rf $(VENV) $(DEPLOYCHECK_VENV) .pytest_cache .ruff_cache .grimp_cache .import_linter_cache
