@@ -120,7 +120,7 @@ def remote_store(
             raise BackupError(f"upload to {location.url(path.name)} failed, {path} is kept: {_line(error)}") from error
         try:
             pruned = remote_prune(location=location, client=client)
-        except REMOTE_FAILURES as error:
+        except (*REMOTE_FAILURES, BackupError) as error:
             raise BackupError(
                 f"retention in {location.url()} failed (the upload is complete): {_line(error)}"
             ) from error
@@ -171,7 +171,12 @@ def remote_prune(
     )
     for backup in expired:
         keys = [location.key(manifest_path(Path(backup.name)).name), location.key(backup.name)]
-        client.delete_objects(Bucket=location.bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True})
+        answer = client.delete_objects(
+            Bucket=location.bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
+        )
+        if answer.get("Errors"):  # a refused key is reported in the answer, not raised
+            error = answer["Errors"][0]
+            raise BackupError(f"cannot remove {location.url(error['Key'])}: {error.get('Code')} {error.get('Message')}")
     return [backup.url for backup in expired]
 
 
