@@ -349,3 +349,26 @@ def test_progress_shows_on_a_terminal_and_nowhere_else():
         )
         + "\n"
     )
+
+
+def test_an_upload_whose_stored_checksum_differs_from_the_file_is_refused_and_removed(backup_dir, store):
+    path = _fake_backup(backup_dir, made=NOW, data=os.urandom(100_000))
+
+    def damage_when_sent(*, verb: str, name: str, total: int) -> remote.Progress:
+        sent = 0
+
+        def progress(moved: int) -> None:
+            nonlocal sent
+            sent += moved
+            if sent == total:  # the store has every byte: now the file and the stored object differ
+                data = bytearray(path.read_bytes())
+                data[0] ^= 0xFF
+                path.write_bytes(bytes(data))
+
+        return progress
+
+    with pytest.raises(BackupError, match=f"upload to {store.url}/{path.name} failed, {path} is kept: the store holds"):
+        remote.remote_store(path=path, progress=damage_when_sent)
+
+    assert store.object_keys() == []
+    assert path.exists()
