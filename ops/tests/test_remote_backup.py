@@ -1,6 +1,11 @@
 """Off-site backups against a real S3-compatible server: moto's server mode on a free loopback port.
 
 Every call goes over HTTP through boto3, as against AWS, MinIO or R2; each test has its own bucket.
+What moto 5.2.5 does with checksums, and so what these tests can show: it reports ChecksumSHA256
+for what it stored, the whole-object digest for a single PUT and the composite of the parts' for
+a multipart upload (without the "-<parts>" suffix AWS adds), so our comparison runs against a
+real answer; it does not refuse a part whose sent checksum is wrong, as AWS does, so that
+server-side check is AWS's, not tested here.
 """
 
 from __future__ import annotations
