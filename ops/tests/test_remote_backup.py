@@ -141,7 +141,7 @@ def test_restore_refuses_a_corrupted_remote_object_and_leaves_the_database_untou
         _restore(f"{store.url}/{name}")
 
     assert table_contents() == before
-    assert [path.name for path in backup_dir.iterdir()] == [name, f"{name}.json"]
+    assert sorted(path.name for path in backup_dir.iterdir()) == [name, f"{name}.json"]  # no download left
 
 
 @pytest.mark.django_db(transaction=True)
