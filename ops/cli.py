@@ -1,5 +1,5 @@
 """What the backup commands share: SIGTERM as an error, domain errors as one-line CommandErrors,
-and transfer progress on a terminal only."""
+a backup named by path, name or s3:// URL, and transfer progress on a terminal only."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from django.core.management.base import CommandError
 
+from ops.backups import backup_resolve
 from pipeline_whisperer.exceptions import BackupError, DomainError
 
 
@@ -59,3 +61,16 @@ def terminal_progress(
                 stream.flush()
 
     return progress
+
+
+@contextmanager
+def backup_fetch(name: str) -> Iterator[Path]:
+    """A local path for the block to the backup named by a path, a file name in BACKUP_DIR, or an
+    `s3://` URL (downloaded, with progress on a terminal, and removed afterwards)."""
+    if not name.startswith("s3://"):
+        yield backup_resolve(name)
+        return
+    from ops.remote import remote_download  # boto3 costs 0.2 s of CPU to import: only for remote backups
+
+    with remote_download(url=name, progress=terminal_progress) as path:
+        yield path

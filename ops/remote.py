@@ -35,7 +35,6 @@ from ops.backups import (
     backup_directory,
     backup_lock,
     backup_name_parse,
-    backup_resolve,
     manifest_path,
     retention_expired,
 )
@@ -208,17 +207,6 @@ def remote_download(*, url: str, progress: ProgressFactory | None = None) -> Ite
         yield path
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-@contextmanager
-def backup_fetch(name: str, *, progress: ProgressFactory | None = None) -> Iterator[Path]:
-    """A local path for the block to the backup named by a path, a file name in BACKUP_DIR, or an
-    `s3://` URL (downloaded by `remote_download`)."""
-    if not name.startswith("s3://"):
-        yield backup_resolve(name)
-        return
-    with remote_download(url=name, progress=progress) as path:
-        yield path
 
 
 def remote_client() -> Any:

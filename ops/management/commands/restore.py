@@ -13,8 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ops.cli import operator_errors, terminal_progress
-from ops.remote import backup_fetch
+from ops.cli import backup_fetch, operator_errors
 from ops.restore import backup_restore, describe
 
 
@@ -33,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["file"]
         confirm = self._confirm if options["interactive"] else None
-        with operator_errors(), backup_fetch(name, progress=terminal_progress) as path:
+        with operator_errors(), backup_fetch(name) as path:
             report = backup_restore(path=path, confirm=confirm)
         if not report.matches:
             raise CommandError(f"restored {path.name}, but row counts differ from the manifest: {describe(report)}")

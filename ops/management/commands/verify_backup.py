@@ -7,8 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.backups import backup_directory, backup_latest
-from ops.cli import operator_errors, terminal_progress
-from ops.remote import backup_fetch, remote_latest, remote_location
+from ops.cli import backup_fetch, operator_errors
 from ops.restore import backup_verify, describe
 
 
@@ -27,13 +26,15 @@ class Command(BaseCommand):
             raise CommandError("--remote goes with --latest (or name the backup as s3://...)")
         with operator_errors():
             name = options["file"] or self._latest(remote=options["remote"])
-            with backup_fetch(name, progress=terminal_progress) as path:
+            with backup_fetch(name) as path:
                 report = backup_verify(path=path)
         if options["verbosity"] >= 1:
             self.stdout.write(f"verified {path.name}: {describe(report)}")
 
     def _latest(self, *, remote: bool) -> str:
         if remote:
+            from ops.remote import remote_latest, remote_location  # boto3's import cost only when asked for
+
             latest_remote = remote_latest()
             if latest_remote is None:
                 raise CommandError(f"no complete backup in {remote_location().url()}")
