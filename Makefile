@@ -106,7 +106,7 @@ bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilin
 	$(BIN)/python bench/pipeline_throughput.py --leads $(or $(LEADS),20000) --runs $(or $(RUNS),3) \
 		--batch-size $(or $(BATCH),500) $(if $(PROFILE),--profile $(PROFILE))
 
-bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore (results in bench/results/)
+bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore, and with upload/download to a loopback S3 server (results in bench/results/)
 	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
 
 bench-campaign: $(DEV_STAMP)  ## seeded campaigns with delayed rewards through the real services on PostgreSQL (SEEDS SENDS; results in bench/results/)

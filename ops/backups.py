@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -49,6 +49,14 @@ class BackupInfo:
     engine: str
     verified: bool
     restore_verified_at: datetime | None
+
+
+class _Dated(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+
+Dated = TypeVar("Dated", bound=_Dated)
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,7 @@ def backup_list(*, directory: Path | None = None) -> list[BackupInfo]:
     directory = directory or backup_directory()
     if not directory.is_dir():
         return []
-    backups = [_info(path) for path in directory.iterdir() if _NAME.match(path.name) and path.is_file()]
+    backups = [_info(path) for path in directory.iterdir() if backup_name_parse(path.name) and path.is_file()]
     return sorted(backups, key=lambda backup: backup.created_at, reverse=True)
 
 
@@ -153,24 +161,48 @@ def backup_prune(
     retention_count: int | None = None,
     now: datetime | None = None,
 ) -> list[Path]:
-    """Remove our backups older than `retention_days` or beyond the newest `retention_count`
-    (0 turns either limit off), and temp files of dead runs. Never the newest backup; never a
-    file whose name is not ours. Call it holding the backup lock. Returns the removed backups."""
+    """Remove the backups in `directory` that `retention_expired` names, with their manifests,
+    and temp files of dead runs. Call it holding the backup lock. Returns the removed backups."""
     directory = directory or backup_directory()
-    days = settings.BACKUP_RETENTION_DAYS if retention_days is None else retention_days
-    count = settings.BACKUP_RETENTION_COUNT if retention_count is None else retention_count
-    oldest_kept = (now or timezone.now()) - timedelta(days=days)
     removed = []
-    for position, backup in enumerate(backup_list(directory=directory)):
-        too_old = days > 0 and backup.created_at < oldest_kept
-        too_many = count > 0 and position >= count
-        if position > 0 and (too_old or too_many):
-            manifest_path(backup.path).unlink(missing_ok=True)
-            backup.path.unlink(missing_ok=True)
-            removed.append(backup.path)
+    expired = retention_expired(
+        backup_list(directory=directory), retention_days=retention_days, retention_count=retention_count, now=now
+    )
+    for backup in expired:
+        manifest_path(backup.path).unlink(missing_ok=True)
+        backup.path.unlink(missing_ok=True)
+        removed.append(backup.path)
     for leftover in directory.glob(".pw-backup-*.tmp*"):
         leftover.unlink(missing_ok=True)
     return removed
+
+
+def retention_expired(
+    backups: list[Dated],
+    *,
+    retention_days: int | None = None,
+    retention_count: int | None = None,
+    now: datetime | None = None,
+) -> list[Dated]:
+    """The backups (newest first) older than `retention_days` or beyond the newest
+    `retention_count` (0 turns either limit off; None means the BACKUP_RETENTION_* setting).
+    Never the newest backup. The one rule for local and off-site copies."""
+    days = settings.BACKUP_RETENTION_DAYS if retention_days is None else retention_days
+    count = settings.BACKUP_RETENTION_COUNT if retention_count is None else retention_count
+    oldest_kept = (now or timezone.now()) - timedelta(days=days)
+    return [
+        backup
+        for position, backup in enumerate(backups)
+        if position > 0 and ((days > 0 and backup.created_at < oldest_kept) or (count > 0 and position >= count))
+    ]
+
+
+def backup_name_parse(name: str) -> tuple[datetime, str] | None:
+    """When a backup of this file name was made, and its engine; None if the name is not ours."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    return datetime.strptime(match.group(1), _TIME_FORMAT).replace(tzinfo=UTC), _ENGINES[match.group(2)]
 
 
 def backup_resolve(name: str) -> Path:
@@ -213,8 +245,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _info(path: Path) -> BackupInfo:
-    match = _NAME.match(path.name)
-    assert match is not None  # noqa: S101  # nosec B101  # callers pass only names the pattern accepted
+    parsed = backup_name_parse(path.name)
+    assert parsed is not None  # noqa: S101  # nosec B101  # callers pass only names the pattern accepted
     try:
         manifest = manifest_read(path=path)
     except BackupError:
@@ -222,9 +254,9 @@ def _info(path: Path) -> BackupInfo:
     verified_at = manifest.get("restore_verified_at")
     return BackupInfo(
         path=path,
-        created_at=datetime.strptime(match.group(1), _TIME_FORMAT).replace(tzinfo=UTC),
+        created_at=parsed[0],
         size_bytes=path.stat().st_size,
-        engine=_ENGINES[match.group(2)],
+        engine=parsed[1],
         verified=bool(manifest.get("verified_readable")),
         restore_verified_at=datetime.fromisoformat(verified_at) if verified_at else None,
     )

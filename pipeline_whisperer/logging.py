@@ -167,5 +167,9 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["console"], "level": level},
         # Django's own handlers (plain text, mail to admins) replaced: its lines go to the root's.
-        "loggers": {"django": {"handlers": [], "level": level, "propagate": True}},
+        "loggers": {
+            "django": {"handlers": [], "level": level, "propagate": True},
+            # It names the credential source it found, at INFO, on every S3 client: noise under cron.
+            "botocore.credentials": {"level": "WARNING"},
+        },
     }

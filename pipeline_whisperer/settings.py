@@ -515,6 +515,16 @@ LLM_BREAKER_RESET_SECONDS = env_float("LLM_BREAKER_RESET_SECONDS", 30.0)
 BACKUP_DIR = BASE_DIR / env_str("BACKUP_DIR", str(VAR_DIR / "backups"))  # a relative path is under BASE_DIR
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 7, minimum=0)  # 0: no limit by age
 BACKUP_RETENTION_COUNT = env_int("BACKUP_RETENTION_COUNT", 0, minimum=0)  # 0: no limit by count
+# Off-site copies (ops/remote.py): `s3://bucket/prefix` on any S3-compatible store; empty means
+# local only. Credentials come from boto3's own chain (AWS_* variables, profile, instance role), never
+# from a setting, so they cannot be logged with the settings.
+BACKUP_REMOTE_URL = env_str("BACKUP_REMOTE_URL")
+BACKUP_REMOTE_ENDPOINT_URL = env_str("BACKUP_REMOTE_ENDPOINT_URL")  # empty: AWS (or AWS_ENDPOINT_URL_S3)
+BACKUP_REMOTE_REGION = env_str("BACKUP_REMOTE_REGION")  # empty: boto3's own (AWS_REGION, profile)
+BACKUP_REMOTE_SSE = env_str("BACKUP_REMOTE_SSE")  # empty, AES256 or aws:kms
+BACKUP_REMOTE_SSE_KMS_KEY_ID = env_str("BACKUP_REMOTE_SSE_KMS_KEY_ID")  # with aws:kms; empty: the account's key
+BACKUP_REMOTE_RETENTION_DAYS = env_int("BACKUP_REMOTE_RETENTION_DAYS", BACKUP_RETENTION_DAYS, minimum=0)
+BACKUP_REMOTE_RETENTION_COUNT = env_int("BACKUP_REMOTE_RETENTION_COUNT", BACKUP_RETENTION_COUNT, minimum=0)
 
 # ---------------------------------------------------------------------------------------
 # Health probes and metrics (health app). PROMETHEUS_MULTIPROC_DIR is read by

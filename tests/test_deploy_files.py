@@ -20,7 +20,8 @@ from django.urls import Resolver404, resolve
 from pipeline_whisperer.tests.test_documented_settings import _variables_read_by_code
 
 # Read by a library rather than by our env helpers (prometheus_client's multiprocess mode).
-READ_BY_LIBRARIES = {"PROMETHEUS_MULTIPROC_DIR"}
+# Read by prometheus_client and by boto3 (its credential chain, for the off-site backups).
+READ_BY_LIBRARIES = {"PROMETHEUS_MULTIPROC_DIR", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
