@@ -15,20 +15,20 @@ from typing import TextIO
 from django.core.management.base import CommandError
 
 from ops.backups import backup_resolve
-from pipeline_whisperer.exceptions import BackupError, DomainError
+from pipeline_whisperer.exceptions import BackupInterrupted, DomainError
 
 
 @contextmanager
 def operator_errors() -> Iterator[None]:
     """Run the block so that cron sees one clear line and a non-zero exit on any failure.
 
-    SIGTERM becomes a BackupError raised where the work is, so every `finally` runs (temp files
+    SIGTERM becomes a BackupInterrupted raised where the work is, so every `finally` runs (temp files
     removed, the lock released, child tools killed) before the command exits.
     """
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
-        raise BackupError("interrupted by SIGTERM; nothing was kept")
+        raise BackupInterrupted("interrupted by SIGTERM; nothing was kept")
 
     previous = signal.signal(signal.SIGTERM, interrupted)
     try:

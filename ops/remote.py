@@ -38,7 +38,7 @@ from ops.backups import (
     manifest_path,
     retention_expired,
 )
-from pipeline_whisperer.exceptions import BackupError
+from pipeline_whisperer.exceptions import BackupError, BackupInterrupted
 
 PART_SIZE = 16 * 1024 * 1024  # multipart threshold and part size: 625 parts for a 10 GB backup
 SSE_CHOICES = ("AES256", "aws:kms", "aws:kms:dsse")
@@ -115,10 +115,18 @@ def remote_store(
     with backup_lock(directory=path.parent):
         try:
             _upload(client, path=path, location=location, progress=progress)
+        except BackupInterrupted as error:
+            raise BackupInterrupted(
+                f"interrupted by SIGTERM during the upload to {location.url(path.name)}; {path} is kept"
+            ) from error
         except (*REMOTE_FAILURES, BackupError) as error:
             raise BackupError(f"upload to {location.url(path.name)} failed, {path} is kept: {_line(error)}") from error
         try:
             pruned = remote_prune(location=location, client=client)
+        except BackupInterrupted as error:
+            raise BackupInterrupted(
+                f"interrupted by SIGTERM during retention in {location.url()}; the upload is complete"
+            ) from error
         except (*REMOTE_FAILURES, BackupError) as error:
             raise BackupError(
                 f"retention in {location.url()} failed (the upload is complete): {_line(error)}"

@@ -127,6 +127,10 @@ class BackupError(DomainError):
     title = "Backup failed"
 
 
+class BackupInterrupted(BackupError):
+    """SIGTERM reached a backup command; it is raised where the work is, so every clean-up runs."""
+
+
 class BackupBusy(BackupError):
     """Another backup or restore holds the lock."""
 

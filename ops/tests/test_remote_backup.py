@@ -14,9 +14,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -222,6 +224,31 @@ def test_backup_with_the_store_unreachable_keeps_the_local_backup_and_exits_1_wi
     assert finished.stderr.startswith(
         f"CommandError: upload to {store.url}/{backup.path.name} failed, {backup.path} is kept: "
         "Could not connect to the endpoint URL"
+    )
+    assert backup.verified
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backup_interrupted_during_the_upload_says_the_local_backup_is_kept(backup_dir, store):
+    leads_with_outreach_create(count=20)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
+        env = manage_env(
+            DATABASE_URL=postgres_url(),
+            BACKUP_DIR=str(backup_dir),
+            **{**store.env(), "BACKUP_REMOTE_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"},
+        )
+        running = subprocess.Popen(manage("backup"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        connection, _ = silent.accept()  # the upload has begun: the local backup is complete
+        running.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        connection.close()  # the store goes away too, so the transfer threads stop waiting for it
+    _, stderr = running.communicate(timeout=60)
+
+    assert running.returncode == 1
+    [backup] = backup_list(directory=backup_dir)
+    upload = f"{store.url}/{backup.path.name}"
+    assert (
+        stderr.strip() == f"CommandError: interrupted by SIGTERM during the upload to {upload}; {backup.path} is kept"
     )
     assert backup.verified
 
