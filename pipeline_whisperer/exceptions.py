@@ -19,7 +19,9 @@ from django.views import defaults
 from django_ratelimit.exceptions import Ratelimited
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from pipeline_whisperer.correlation import get_correlation_id
@@ -196,6 +198,11 @@ def _flatten_errors(detail: Any) -> str:
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's EXCEPTION_HANDLER: every error as problem+json."""
     request = context.get("request")
+    if isinstance(request, Request):
+        # A problem document whatever the caller accepts: the browsable API would wrap it in HTML
+        # under a problem+json Content-Type.
+        request.accepted_renderer = api_settings.DEFAULT_RENDERER_CLASSES[0]()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
     if _database_unavailable(exc):
         return _database_unavailable_response(exc, request)
     if isinstance(exc, DomainError):

@@ -84,9 +84,10 @@ def test_docs_init_script_loads_the_schema_for_a_staff_session(staff_client):
     assert staff_client.get("/api/schema/").status_code == 200
 
 
-def test_docs_need_authentication(anonymous_client):
+def test_docs_send_a_caller_without_credentials_to_the_admin_login(anonymous_client):
     response = anonymous_client.get("/api/docs/")
-    assert response.status_code == 401
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/api/docs/"
 
 
 def test_docs_are_refused_to_a_signed_in_user_who_is_not_staff(user_client):
