@@ -46,7 +46,7 @@ def _is_route(path: str) -> bool:
 class SwaggerDocsView(SpectacularSwaggerSplitView):
     """Swagger UI (and its init script), with the admin's login for a caller with no credentials."""
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]  # DRF takes any response
         if isinstance(exc, NotAuthenticated):
             return redirect_to_login(self.request.get_full_path(), login_url=reverse("admin:login"))
         return super().handle_exception(exc)
