@@ -42,8 +42,9 @@ run: $(RUNTIME_STAMP)  ## set up and serve the embedded default with demo data o
 	mkdir -p var
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo
-	@echo "Admin login: run 'make admin' in another terminal. API key: 'make apikey'."
 	@echo "Simulated leads (one every 2 s) and their answers keep the loop moving; logs in var/simulators.log."
+	@# The login is printed last, so it is on screen above the server's own lines.
+	$(RUN_ENV) $(BIN)/python manage.py demo_login
 	# The simulators stop with the server (Ctrl-C): they are in this shell's process group.
 	( $(RUN_ENV) $(BIN)/python manage.py simulate_leads --count 100000 --rate 0.5 -v0 & \
 	  $(RUN_ENV) $(BIN)/python manage.py simulate_engagement --follow --interval 5 -v0 & \

@@ -19,6 +19,8 @@ from django.views import defaults
 from django_ratelimit.exceptions import Ratelimited
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -200,6 +202,11 @@ def _flatten_errors(detail: Any) -> str:
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's EXCEPTION_HANDLER: every error as problem+json."""
     request = context.get("request")
+    if isinstance(request, Request):
+        # A problem document whatever the caller accepts: the browsable API would wrap it in HTML
+        # under a problem+json Content-Type.
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
     if _database_unavailable(exc):
         return _database_unavailable_response(exc, request)
     if isinstance(exc, DomainError):

@@ -383,6 +383,8 @@ SPECTACULAR_SETTINGS = {
         "SuccessEventEnum": "leads.models.SuccessEvent",
         "OutreachStatusEnum": "leads.models.OutreachStatus",
         "SuppressionKindEnum": "leads.models.compliance.SuppressionKind",
+        "CompanySizeEnum": "leads.models.CompanySize",
+        "BudgetRangeEnum": "leads.models.BudgetRange",
     },
 }
 

@@ -6,13 +6,12 @@ anonymous caller except the probes and the admin's login page.
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
 from rest_framework.test import APIClient
 
 from pipeline_whisperer.models import ApiKey
+from pipeline_whisperer.tests.support import concrete_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +26,7 @@ MATRIX = {
     "/health/detailed": (401, 401, 200, 200, 200, 403),
     "/metrics": (401, 401, 401, 401, 401, 401),
     "/api/schema/": (401, 401, 200, 200, 200, 403),
-    "/api/docs/": (401, 401, 200, 200, 200, 403),
+    "/api/docs/": (LOGIN, 401, 200, 200, 200, 403),  # a browser without a session signs in first
     "/admin/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
     "/admin/console/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
     "/admin/console/panels/": (LOGIN, LOGIN, LOGIN, LOGIN, 200, LOGIN),
@@ -71,27 +70,9 @@ def test_each_caller_gets_the_documented_status(path, caller, django_user_model,
         assert response["Location"].startswith("/admin/login/")
 
 
-def _routes(resolver: URLResolver, prefix: str = "") -> list[str]:
-    """Every route of the URLconf as a concrete path (path converters filled with 1)."""
-    routes = []
-    for pattern in resolver.url_patterns:
-        route = prefix + str(pattern.pattern).lstrip("^").rstrip("$").replace("\\Z", "")
-        if isinstance(pattern, URLResolver):
-            routes += _routes(pattern, route)
-        elif isinstance(pattern, URLPattern):
-            routes.append(route)
-    return routes
-
-
-def _concrete(route: str) -> str:
-    route = re.sub(r"\(\?P<\w+>[^)]*\)", "1", route)  # regex routes (the DRF router's)
-    route = re.sub(r"<(?:\w+:)?\w+>", "1", route)  # path converters
-    return "/" + route.replace("\\.", ".").replace("\\", "")
-
-
 def test_nothing_answers_an_anonymous_caller_but_the_probes_and_the_login_page(client):
     answered = {}
-    for path in sorted({_concrete(route) for route in _routes(get_resolver())}):
+    for path in sorted({path for path, _ in concrete_routes(get_resolver())}):
         for method in ("get", "post"):
             status = getattr(client, method)(path).status_code
             if status < 300 and path not in OPEN_TO_ANONYMOUS:

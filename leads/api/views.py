@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leads import caching, selectors
+from leads.api import request_bodies
 from leads.api import serializers as s
 from leads.api.filters import LeadFilter, OutreachFilter
 from leads.api.privacy import requester
@@ -83,7 +84,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(s.LeadDetailSerializer(lead).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request={"application/json": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
+        request=request_bodies.INGEST_BODY,
         responses={202: s.IngestResultSerializer},
         description="One Lightfield lead.created event, or a list of up to INGEST_MAX_BATCH. Each valid event is "
         "stored and queued for scoring; invalid ones are reported by index. 400 if none is valid.",
@@ -145,7 +146,7 @@ class EngagementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return selectors.engagement_list()
 
     @extend_schema(
-        request=s.EngagementInputSerializer(many=True),
+        request=request_bodies.ENGAGEMENT_BODY,
         responses={202: s.EngagementResultSerializer},
         description="A list of engagement events (a single object is taken too): delivered, opened, clicked, replied, "
         "converted, bounced, deferred, complained or unsubscribed, each naming its outreach by outreach_id or "

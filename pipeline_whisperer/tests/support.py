@@ -6,9 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from django.urls import URLPattern, URLResolver
 
 
 class CapturedLines:
@@ -65,3 +68,21 @@ def assert_problem(response: Any, status: int, errors: Iterable[str] = ()) -> di
     if expected:
         assert sorted(expected) == sorted(body["errors"]), body
     return body
+
+
+def concrete_routes(resolver: URLResolver, prefix: str = "") -> list[tuple[str, URLPattern]]:
+    """Every route of the URLconf as a concrete path (path arguments filled with 1), with its pattern."""
+    routes = []
+    for pattern in resolver.url_patterns:
+        route = prefix + str(pattern.pattern).lstrip("^").rstrip("$").replace("\\Z", "")
+        if isinstance(pattern, URLResolver):
+            routes += concrete_routes(pattern, route)
+        elif isinstance(pattern, URLPattern):
+            routes.append((_concrete(route), pattern))
+    return routes
+
+
+def _concrete(route: str) -> str:
+    route = re.sub(r"\(\?P<\w+>[^)]*\)", "1", route)  # regex routes (the DRF router's)
+    route = re.sub(r"<(?:\w+:)?\w+>", "1", route)  # path converters
+    return "/" + route.replace("\\.", ".").replace("\\", "")

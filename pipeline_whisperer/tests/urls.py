@@ -33,8 +33,9 @@ class FailingApiView(APIView):
 
 
 urlpatterns = [
+    # Before the project's routes, whose last one under api/ answers every other path there.
+    path("api/v1/test/fail", FailingApiView.as_view()),
     *project_urls,
     path("test/fail", failing_view),
     path("test/log", logging_view),
-    path("api/v1/test/fail", FailingApiView.as_view()),
 ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 import yaml
+from faker import Faker
 
+from leads.lightfield import fake_event
 from leads.tests.api.support import ALL
 
 pytestmark = pytest.mark.django_db
@@ -84,9 +87,10 @@ def test_docs_init_script_loads_the_schema_for_a_staff_session(staff_client):
     assert staff_client.get("/api/schema/").status_code == 200
 
 
-def test_docs_need_authentication(anonymous_client):
+def test_docs_send_a_caller_without_credentials_to_the_admin_login(anonymous_client):
     response = anonymous_client.get("/api/docs/")
-    assert response.status_code == 401
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/api/docs/"
 
 
 def test_docs_are_refused_to_a_signed_in_user_who_is_not_staff(user_client):
@@ -114,3 +118,56 @@ def test_a_lead_without_an_email_is_documented_as_a_plain_string(staff_client, c
     schema = _schema(staff_client)["components"]["schemas"][component]["properties"]["contact_email"]
     assert schema["type"] == "string"
     assert "format" not in schema
+
+
+def _request_schema(document: dict, path: str) -> dict:
+    ref = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def _component(document: dict, ref: str) -> dict:
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize(
+    ("path", "item"),
+    [("/api/v1/leads/ingest", "LightfieldEventRequest"), ("/api/v1/engagements", "EngagementInputRequest")],
+)
+def test_a_body_of_one_object_or_a_list_is_documented_as_one_of_them(staff_client, path, item):
+    document = _schema(staff_client)
+    ref = f"#/components/schemas/{item}"
+    assert _request_schema(document, path)["oneOf"] == [{"$ref": ref}, {"type": "array", "items": {"$ref": ref}}]
+
+
+def test_the_ingest_event_is_a_typed_component_with_the_lightfield_fields(staff_client):
+    document = _schema(staff_client)
+    event = document["components"]["schemas"]["LightfieldEventRequest"]
+    assert set(event["required"]) == {"lightfield_id", "company"}
+    assert set(event["properties"]) == {
+        "event_type", "timestamp", "lightfield_id", "company", "contact", "source", "metadata"
+    }  # fmt: skip
+    assert event["properties"]["timestamp"]["format"] == "date-time"
+    assert event["properties"]["lightfield_id"]["pattern"] == "^[A-Za-z0-9_.:-]{1,64}$"
+    assert "additionalProperties" not in event  # unknown fields are kept in the raw payload
+    company = _component(document, event["properties"]["company"]["$ref"])
+    assert company["required"] == ["name"]
+    assert {"$ref": "#/components/schemas/CompanySizeEnum"} in company["properties"]["size"]["oneOf"]
+    contact = _component(document, event["properties"]["contact"]["allOf"][0]["$ref"])
+    assert {"type": "string", "format": "email"} in contact["properties"]["email"]["oneOf"]
+    assert event["properties"]["contact"]["nullable"] is True
+    metadata = _component(document, event["properties"]["metadata"]["allOf"][0]["$ref"])
+    assert metadata["properties"]["tech_stack"]["items"]["type"] == "string"
+    assert {"$ref": "#/components/schemas/BudgetRangeEnum"} in metadata["properties"]["budget_range"]["oneOf"]
+    sizes = document["components"]["schemas"]["CompanySizeEnum"]["enum"]
+    assert sizes == ["1-10", "11-50", "51-200", "201-1000", "1000+"]
+
+
+def test_every_field_of_a_lightfield_event_is_documented(staff_client):
+    document = _schema(staff_client)
+    event = document["components"]["schemas"]["LightfieldEventRequest"]
+    sent = fake_event(Faker(), random.Random(7), "lf-schema-1")
+    assert set(sent) == set(event["properties"])
+    for section in ("company", "contact", "source", "metadata"):
+        documented = event["properties"][section]
+        component = _component(document, documented.get("$ref") or documented["allOf"][0]["$ref"])
+        assert set(sent[section]) <= set(component["properties"]), section
