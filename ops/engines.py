@@ -1,9 +1,13 @@
 """The two database engines a backup knows, behind the same four verbs.
 
+Either engine hashes the backup file while writing it, so its sha256 needs no second read of it.
 PostgreSQL: `pg_dump` in custom format (zlib level 6, the format's own compression) from an
 exported snapshot, so the row counts and migrations in the manifest are read from exactly the
-data dumped; restore streams `pg_restore`'s script into one `psql --single-transaction` that
-first drops every relation in `public`, so it lands completely or not at all.
+data dumped, while pg_dump runs; its output is streamed into the file through the hash (an
+archive written to a pipe has no data offsets in its table of contents: pg_restore, even with
+`--jobs`, finds the blocks by reading on, as it does for our in-order restores). Restore streams
+`pg_restore`'s script into one `psql --single-transaction` that first drops every relation in
+`public`, so it lands completely or not at all.
 SQLite: the online backup API into a scratch file, checked with `PRAGMA integrity_check`,
 then gzip (level 6); restore copies back through the backup API, one transaction on the live file.
 
@@ -14,16 +18,18 @@ The connection comes from settings.DATABASES; the password travels in PGPASSWORD
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import shutil
 import sqlite3
 import subprocess  # nosec B404  # runs pg_dump, pg_restore and psql with argument lists
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import psycopg
 from django.conf import settings
@@ -48,11 +54,26 @@ _DROP_PUBLIC_RELATIONS = """DO $$ DECLARE r record; BEGIN
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a dump holds, read in the same snapshot as the dump itself."""
+    """What a dump holds, read in the same snapshot as the dump itself, and the file's checksum."""
 
     engine_version: str
     migrations: list[list[str]]  # [app, name] pairs applied, sorted
     row_counts: dict[str, int]
+    sha256: str  # of the file's bytes as they were written
+
+
+class _HashingWriter:
+    """A binary file opened for writing that hashes every byte written through it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.digest = stream, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class Engine(Protocol):
@@ -123,24 +144,25 @@ class PostgresEngine:
     def dump(self, *, target: Path) -> Snapshot:
         # closing(), not the connection's own `with`: on an interruption mid-query its rollback would
         # fail noisily; closing the session ends the read-only transaction just as well.
-        with closing(self._connect()) as snapshot_holder:
+        with closing(self._connect()) as snapshot_holder, ThreadPoolExecutor(max_workers=1) as writer:
             snapshot_holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot_id = snapshot_holder.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
             command = ["pg_dump", "--format=custom", f"--compress={COMPRESSION_LEVEL}", "--no-password"]
-            command += [f"--snapshot={snapshot_id}", f"--file={target}", f"--dbname={self._conninfo()}"]
-            dumping = _start(command, env=self._env(), stdout=subprocess.DEVNULL)
+            command += [f"--snapshot={snapshot_id}", f"--dbname={self._conninfo()}"]
+            dumping = _start(command, env=self._env(), stdout=subprocess.PIPE)
+            # A thread drains pg_dump's output while this one counts rows in the snapshot.
+            written = writer.submit(_write_hashed, source=dumping.stdout, target=target)
             try:
-                snapshot = Snapshot(
-                    engine_version=snapshot_holder.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
-                    migrations=_migrations(snapshot_holder.execute("SELECT app, name FROM django_migrations")),
-                    row_counts=_pg_row_counts(snapshot_holder),
-                )
+                version = snapshot_holder.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+                migrations = _migrations(snapshot_holder.execute("SELECT app, name FROM django_migrations"))
+                row_counts = _pg_row_counts(snapshot_holder)
+                sha256 = written.result()
             except BaseException:
-                dumping.kill()
+                dumping.kill()  # its output ends, so the writing thread ends too
                 dumping.wait()
                 raise
             _wait(dumping, what="pg_dump")
-        return snapshot
+        return Snapshot(engine_version=version, migrations=migrations, row_counts=row_counts, sha256=sha256)
 
     def check_readable(self, *, path: Path) -> None:
         _wait(_start(["pg_restore", "--list", str(path)], stdout=subprocess.DEVNULL), what="pg_restore --list")
@@ -171,6 +193,16 @@ class PostgresEngine:
                     return _pg_row_counts(connection)
             finally:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+
+def _write_hashed(*, source: IO[bytes] | None, target: Path) -> str:
+    """Copy a tool's output into `target` until it ends; the sha256 of what was written."""
+    assert isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101  # opened as a pipe
+    with target.open("wb") as sink:
+        hashing = _HashingWriter(sink)
+        while chunk := source.read1(1 << 20):
+            hashing.write(chunk)
+    return hashing.digest.hexdigest()
 
 
 def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subprocess.Popen[bytes]) -> None:
@@ -218,14 +250,17 @@ class SqliteEngine:
             source_uri = self._database().as_uri() + "?mode=ro"
             with closing(sqlite3.connect(source_uri, uri=True)) as source, closing(sqlite3.connect(copy)) as target_db:
                 source.backup(target_db)
-                snapshot = _sqlite_snapshot(target_db)
-            with copy.open("rb") as raw, gzip.open(target, "wb", compresslevel=COMPRESSION_LEVEL) as packed:
-                shutil.copyfileobj(raw, packed, 1 << 20)
+                row_counts = _sqlite_row_counts(target_db)
+                migrations = _migrations(target_db.execute("SELECT app, name FROM django_migrations"))
+            with copy.open("rb") as raw, target.open("wb") as sink:
+                hashing = _HashingWriter(sink)
+                with gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=COMPRESSION_LEVEL) as packed:
+                    shutil.copyfileobj(raw, packed, 1 << 20)
         except sqlite3.Error as error:
             raise BackupError(f"SQLite backup failed: {error}") from error
         finally:
             copy.unlink(missing_ok=True)
-        return snapshot
+        return Snapshot(sqlite3.sqlite_version, migrations, row_counts, sha256=hashing.digest.hexdigest())
 
     def check_readable(self, *, path: Path) -> None:
         """Read the whole gzip stream (its CRC and length catch damage); the pages were checked before."""
@@ -242,7 +277,7 @@ class SqliteEngine:
         try:
             with closing(_unpack(path, unpacked)) as source, closing(sqlite3.connect(database, timeout=30)) as live:
                 source.backup(live)  # one step: readers see the old database or the new, never a mix
-                return _sqlite_snapshot(live).row_counts
+                return _sqlite_row_counts(live)
         finally:
             unpacked.unlink(missing_ok=True)
 
@@ -250,7 +285,7 @@ class SqliteEngine:
         unpacked = path.with_name(f".verify-{uuid.uuid4().hex[:8]}-{path.name}.sqlite3")
         try:
             with closing(_unpack(path, unpacked)) as scratch:
-                return _sqlite_snapshot(scratch).row_counts
+                return _sqlite_row_counts(scratch)
         finally:
             unpacked.unlink(missing_ok=True)
 
@@ -273,7 +308,8 @@ def _sqlite_integrity(connection: sqlite3.Connection) -> None:
         raise BackupError(f"SQLite integrity check failed: {verdict}")
 
 
-def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
+def _sqlite_row_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """Row counts of every table, once the database has passed the integrity check."""
     _sqlite_integrity(connection)
     tables = [
         row[0]
@@ -281,9 +317,4 @@ def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         )
     ]
-    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608  # nosec B608  # table names come from sqlite_master
-    return Snapshot(
-        engine_version=sqlite3.sqlite_version,
-        migrations=_migrations(connection.execute("SELECT app, name FROM django_migrations")),
-        row_counts=counts,
-    )
+    return {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608  # nosec B608  # table names come from sqlite_master

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -59,6 +60,14 @@ def test_manifest_records_checksum_size_engine_migrations_and_row_counts(backup_
     assert ["leads", "0001_initial"] in manifest["migrations"]
     assert manifest["row_counts"]["leads_lead"] == 30 and manifest["row_counts"]["leads_outreach"] == 30
     assert manifest["started_at"] <= manifest["finished_at"] and manifest["app_version"] == "0.1.0"
+
+
+def test_manifest_checksum_is_the_sha256_of_the_file_read_back(backup_dir):
+    leads_with_outreach_create(count=30)
+    call_command("backup")
+    backup = backup_list()[0].path
+    manifest = json.loads(manifest_path(backup).read_text())
+    assert manifest["sha256"] == hashlib.sha256(backup.read_bytes()).hexdigest()
 
 
 def test_a_second_overlapping_backup_exits_non_zero_with_one_line(backup_dir):
