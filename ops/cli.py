@@ -1,4 +1,5 @@
-"""What the backup commands share: SIGTERM as an error, and domain errors as one-line CommandErrors."""
+"""What the backup commands share: no system checks, SIGTERM as an error, and domain errors as
+one-line CommandErrors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from types import FrameType
 from django.core.management.base import CommandError
 
 from pipeline_whisperer.exceptions import BackupError, DomainError
+
+# `requires_system_checks` of every backup command: they run from cron and in emergencies, so a check
+# failing elsewhere must not stop them (nor cost the half second of CPU the checks take at start-up).
+NO_SYSTEM_CHECKS: tuple[str, ...] = ()
 
 
 @contextmanager

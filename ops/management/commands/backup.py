@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from ops.backups import backup_create
-from ops.cli import operator_errors
+from ops.cli import NO_SYSTEM_CHECKS, operator_errors
 
 
 class Command(BaseCommand):
@@ -20,6 +20,7 @@ class Command(BaseCommand):
         "Back up the database to BACKUP_DIR (a timestamped file and its .json manifest), then remove backups "
         "past BACKUP_RETENTION_DAYS / BACKUP_RETENTION_COUNT. Silent on success unless --verbose."
     )
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--verbose", action="store_true", help="Say what was written and removed.")

@@ -6,10 +6,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from ops.backups import backup_list
+from ops.cli import NO_SYSTEM_CHECKS
 
 
 class Command(BaseCommand):
     help = "List backups in BACKUP_DIR, newest first: time, size, engine, whether complete and restore-verified."
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="One JSON array for machines.")

@@ -12,12 +12,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.backups import backup_resolve
-from ops.cli import operator_errors
+from ops.cli import NO_SYSTEM_CHECKS, operator_errors
 from ops.restore import backup_restore, describe
 
 
 class Command(BaseCommand):
     help = "Replace the configured database's contents with a backup (a path, or a file name in BACKUP_DIR)."
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="The backup file; its .json manifest must be beside it.")

@@ -6,12 +6,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.backups import backup_directory, backup_latest, backup_resolve
-from ops.cli import operator_errors
+from ops.cli import NO_SYSTEM_CHECKS, operator_errors
 from ops.restore import backup_verify, describe
 
 
 class Command(BaseCommand):
     help = "Restore a backup into a scratch database and compare its row counts with the manifest."
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", help="The backup file (a path, or a file name in BACKUP_DIR).")
