@@ -58,7 +58,7 @@ def main() -> None:
     finally:
         psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     print(f"\n{args.leads:,} leads, median of {args.runs}; load average {os.getloadavg()[0]:.2f} at the end")
-    print(f"| step | wall s | client CPU s | server CPU s |\n| --- | --- | --- | --- |")
+    print("| step | wall s | client CPU s | server CPU s |\n| --- | --- | --- | --- |")
     for name, (wall, cpu, server) in rows.items():
         print(f"| {name} | {wall:.3f} | {cpu:.3f} | {server:.3f} |")
 
@@ -86,16 +86,20 @@ def profile(url: str, directory: Path, *, runs: int) -> dict[str, tuple[float, f
         "backup_create, in process (all the above but start-up)": backups.backup_create,
         "manage.py backup": lambda: tool([*manage, "backup"]),
         "plain pg_restore --clean --if-exists --single-transaction": lambda: tool(
-            ["pg_restore", "--clean", "--if-exists", "--single-transaction", "--no-owner", "--no-acl"]
-            + [f"--dbname={url}", str(plain)]
+            ["pg_restore", "--clean", "--if-exists", "--single-transaction", "--no-owner", "--no-acl", str(plain)],
+            f"--dbname={url}",
         ),
         "migrations known to the code (MigrationLoader)": restore._code_migrations,
         "backup_check (size, sha256, migrations)": lambda: restore.backup_check(path=latest(backups)),
         "engine.restore (drop + load in one psql transaction + counts)": lambda: engine.restore(path=latest(backups)),
         "  row counts alone, after": lambda: engine_counts(engine),
         "  pg_restore -f - | psql, a shell pipe (no relay, no drop)": lambda: tool(
-            ["sh", "-c", f"pg_restore --no-owner --no-acl --clean --if-exists -f - {latest(backups)} "
-             f"| psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f - '{url}' >/dev/null"]
+            [
+                "sh",
+                "-c",
+                f"pg_restore --no-owner --no-acl --clean --if-exists -f - {latest(backups)} "
+                f"| psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f - '{url}' >/dev/null",
+            ]
         ),
         "manage.py restore --yes": lambda: tool([*manage, "restore", "--yes", "-v0", str(latest(backups))]),
     }
@@ -105,7 +109,10 @@ def profile(url: str, directory: Path, *, runs: int) -> dict[str, tuple[float, f
             samples[name].append(measure(step, url))
         for path in directory.glob("pw-backup-*"):
             path.unlink()
-    return {name: tuple(statistics.median(column) for column in zip(*values)) for name, values in samples.items()}  # type: ignore[misc]
+    medians = {
+        name: [statistics.median(column) for column in zip(*values, strict=True)] for name, values in samples.items()
+    }
+    return {name: (wall, cpu, server) for name, (wall, cpu, server) in medians.items()}
 
 
 def measure(step: Callable[[], Any], url: str) -> tuple[float, float, float]:
@@ -160,8 +167,8 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def tool(command: list[str]) -> None:
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+def tool(command: list[str], *more: str) -> None:
+    subprocess.run([*command, *more], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def latest(backups: Any) -> Path:
