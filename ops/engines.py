@@ -169,15 +169,23 @@ class PostgresEngine:
 
     def restore(self, *, path: Path) -> dict[str, int]:
         script = _start(["pg_restore", "--no-owner", "--no-acl", "--file=-", str(path)], stdout=subprocess.PIPE)
-        command = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        gate, gate_writer = os.pipe()
+        # psql reads pg_restore's script straight from its pipe (no copy through us), after BEGIN and
+        # the drop, and then one last file, the gate, which says COMMIT only if pg_restore succeeded.
+        command = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-c", "BEGIN"]
+        command += ["-c", _DROP_PUBLIC_RELATIONS, "-f", "-", "-f", f"/dev/fd/{gate}", f"--dbname={self._conninfo()}"]
         try:
-            command.append(f"--dbname={self._conninfo()}")
-            loading = _start(command, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-            _feed_in_one_transaction(script=script, loading=loading)
+            loading = _start(command, env=self._env(), stdin=script.stdout, stdout=subprocess.DEVNULL, pass_fds=[gate])
         except BaseException:
+            os.close(gate_writer)
             script.kill()
             script.wait()
             raise
+        finally:
+            os.close(gate)
+            assert script.stdout is not None  # noqa: S101  # nosec B101  # opened as a pipe
+            script.stdout.close()  # psql's now: if psql stops, pg_restore must see its reader gone
+        _commit_if_clean(script=script, loading=loading, gate=gate_writer)
         with self._connect() as connection:
             return _pg_row_counts(connection)
 
@@ -205,25 +213,22 @@ def _write_hashed(*, source: IO[bytes] | None, target: Path) -> str:
     return hashing.digest.hexdigest()
 
 
-def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subprocess.Popen[bytes]) -> None:
-    """Send psql BEGIN, the drop, pg_restore's script and, only if pg_restore finished cleanly,
-    COMMIT. Input that ends without COMMIT ends psql's session, and PostgreSQL rolls it all back."""
-    sink, source = loading.stdin, script.stdout
-    # Pipes opened with the default buffering are BufferedReaders, whose read1 forwards what is ready.
-    assert sink is not None and isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101  # both opened as pipes
+def _commit_if_clean(*, script: subprocess.Popen[bytes], loading: subprocess.Popen[bytes], gate: int) -> None:
+    """Write COMMIT into psql's last file only if pg_restore finished cleanly. A gate closed empty
+    ends psql's session without it, and PostgreSQL rolls it all back."""
     try:
-        sink.write(f"BEGIN;\n{_DROP_PUBLIC_RELATIONS}\n".encode())
-        while chunk := source.read1(1 << 20):
-            sink.write(chunk)
         if script.wait() == 0:
-            sink.write(b"COMMIT;\n")
+            os.write(gate, b"COMMIT;\n")
     except BrokenPipeError:
-        script.kill()  # psql stopped at an error; its own message says which
+        pass  # psql stopped at an error; its own message says which
     except BaseException:
-        loading.kill()
-        loading.wait()
+        for process in (loading, script):
+            process.kill()
+            process.wait()
         raise
-    _wait(loading, what="psql (restore rolled back)")  # closes psql's input: the end of the session
+    finally:
+        os.close(gate)
+    _wait(loading, what="psql (restore rolled back)")
     _wait(script, what="pg_restore (restore rolled back)")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from io import StringIO
@@ -71,6 +72,21 @@ def test_restore_refuses_a_truncated_file_and_leaves_the_database_untouched(back
     before = table_contents()
     backup.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
     with pytest.raises(CommandError, match="truncated"):
+        _restore(backup)
+    assert table_contents() == before
+
+
+def test_a_restore_that_fails_part_way_is_rolled_back_and_the_database_untouched(backup):
+    # Damage that the manifest agrees with (as if made before it was written): only pg_restore sees it,
+    # after psql has begun loading; without COMMIT from the gate, psql's session rolls back.
+    damaged = backup.read_bytes()[: backup.stat().st_size * 9 // 10]
+    backup.write_bytes(damaged)
+    manifest = json.loads(manifest_path(backup).read_text())
+    manifest.update(size_bytes=len(damaged), sha256=hashlib.sha256(damaged).hexdigest())
+    manifest_path(backup).write_text(json.dumps(manifest))
+    Lead.objects.create(lightfield_id="after-backup", company_name="New")
+    before = table_contents()
+    with pytest.raises(CommandError, match=r"^pg_restore \(restore rolled back\) failed: "):
         _restore(backup)
     assert table_contents() == before
 
