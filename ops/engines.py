@@ -5,9 +5,10 @@ PostgreSQL: `pg_dump` in custom format (zlib level 6, the format's own compressi
 exported snapshot, so the row counts and migrations in the manifest are read from exactly the
 data dumped, while pg_dump runs; its output is streamed into the file through the hash (an
 archive written to a pipe has no data offsets in its table of contents: pg_restore, even with
-`--jobs`, finds the blocks by reading on, as it does for our in-order restores). Restore streams
-`pg_restore`'s script into one `psql --single-transaction` that first drops every relation in
-`public`, so it lands completely or not at all.
+`--jobs`, finds the blocks by reading on, as it does for our in-order restores). Restore pipes
+`pg_restore`'s script straight into one psql transaction that first drops every relation in
+`public`; psql reads COMMIT last from a pipe that gets it only if pg_restore finished cleanly, so
+the restore lands completely or not at all.
 SQLite: the online backup API into a scratch file, checked with `PRAGMA integrity_check`,
 then gzip (level 6); restore copies back through the backup API, one transaction on the live file.
 
