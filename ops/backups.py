@@ -116,7 +116,7 @@ def backup_create(*, directory: Path | None = None) -> BackupCreated:
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "file": final.name,
-                "sha256": file_sha256(temporary),
+                "sha256": snapshot.sha256,
                 "size_bytes": temporary.stat().st_size,
                 "engine": engine.name,
                 "engine_version": snapshot.engine_version,

@@ -1,9 +1,14 @@
 """The two database engines a backup knows, behind the same four verbs.
 
+Either engine hashes the backup file while writing it, so its sha256 needs no second read of it.
 PostgreSQL: `pg_dump` in custom format (zlib level 6, the format's own compression) from an
 exported snapshot, so the row counts and migrations in the manifest are read from exactly the
-data dumped; restore streams `pg_restore`'s script into one `psql --single-transaction` that
-first drops every relation in `public`, so it lands completely or not at all.
+data dumped, while pg_dump runs; its output is streamed into the file through the hash (an
+archive written to a pipe has no data offsets in its table of contents: pg_restore, even with
+`--jobs`, finds the blocks by reading on, as it does for our in-order restores). Restore pipes
+`pg_restore`'s script straight into one psql transaction that first drops every relation in
+`public`; psql reads COMMIT last from a pipe that gets it only if pg_restore finished cleanly, so
+the restore lands completely or not at all.
 SQLite: the online backup API into a scratch file, checked with `PRAGMA integrity_check`,
 then gzip (level 6); restore copies back through the backup API, one transaction on the live file.
 
@@ -14,16 +19,18 @@ The connection comes from settings.DATABASES; the password travels in PGPASSWORD
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import shutil
 import sqlite3
 import subprocess  # nosec B404  # runs pg_dump, pg_restore and psql with argument lists
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import psycopg
 from django.conf import settings
@@ -48,11 +55,26 @@ _DROP_PUBLIC_RELATIONS = """DO $$ DECLARE r record; BEGIN
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a dump holds, read in the same snapshot as the dump itself."""
+    """What a dump holds, read in the same snapshot as the dump itself, and the file's checksum."""
 
     engine_version: str
     migrations: list[list[str]]  # [app, name] pairs applied, sorted
     row_counts: dict[str, int]
+    sha256: str  # of the file's bytes as they were written
+
+
+class _HashingWriter:
+    """A binary file opened for writing that hashes every byte written through it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.digest = stream, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class Engine(Protocol):
@@ -123,39 +145,48 @@ class PostgresEngine:
     def dump(self, *, target: Path) -> Snapshot:
         # closing(), not the connection's own `with`: on an interruption mid-query its rollback would
         # fail noisily; closing the session ends the read-only transaction just as well.
-        with closing(self._connect()) as snapshot_holder:
+        with closing(self._connect()) as snapshot_holder, ThreadPoolExecutor(max_workers=1) as writer:
             snapshot_holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot_id = snapshot_holder.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
             command = ["pg_dump", "--format=custom", f"--compress={COMPRESSION_LEVEL}", "--no-password"]
-            command += [f"--snapshot={snapshot_id}", f"--file={target}", f"--dbname={self._conninfo()}"]
-            dumping = _start(command, env=self._env(), stdout=subprocess.DEVNULL)
+            command += [f"--snapshot={snapshot_id}", f"--dbname={self._conninfo()}"]
+            dumping = _start(command, env=self._env(), stdout=subprocess.PIPE)
+            # A thread drains pg_dump's output while this one counts rows in the snapshot.
+            written = writer.submit(_write_hashed, source=dumping.stdout, target=target)
             try:
-                snapshot = Snapshot(
-                    engine_version=snapshot_holder.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
-                    migrations=_migrations(snapshot_holder.execute("SELECT app, name FROM django_migrations")),
-                    row_counts=_pg_row_counts(snapshot_holder),
-                )
+                version = snapshot_holder.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+                migrations = _migrations(snapshot_holder.execute("SELECT app, name FROM django_migrations"))
+                row_counts = _pg_row_counts(snapshot_holder)
+                sha256 = written.result()
             except BaseException:
-                dumping.kill()
+                dumping.kill()  # its output ends, so the writing thread ends too
                 dumping.wait()
                 raise
             _wait(dumping, what="pg_dump")
-        return snapshot
+        return Snapshot(engine_version=version, migrations=migrations, row_counts=row_counts, sha256=sha256)
 
     def check_readable(self, *, path: Path) -> None:
         _wait(_start(["pg_restore", "--list", str(path)], stdout=subprocess.DEVNULL), what="pg_restore --list")
 
     def restore(self, *, path: Path) -> dict[str, int]:
         script = _start(["pg_restore", "--no-owner", "--no-acl", "--file=-", str(path)], stdout=subprocess.PIPE)
-        command = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        gate, gate_writer = os.pipe()
+        # psql reads pg_restore's script straight from its pipe (no copy through us), after BEGIN and
+        # the drop, and then one last file, the gate, which says COMMIT only if pg_restore succeeded.
+        command = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-c", "BEGIN"]
+        command += ["-c", _DROP_PUBLIC_RELATIONS, "-f", "-", "-f", f"/dev/fd/{gate}", f"--dbname={self._conninfo()}"]
         try:
-            command.append(f"--dbname={self._conninfo()}")
-            loading = _start(command, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-            _feed_in_one_transaction(script=script, loading=loading)
+            loading = _start(command, env=self._env(), stdin=script.stdout, stdout=subprocess.DEVNULL, pass_fds=[gate])
         except BaseException:
+            os.close(gate_writer)
             script.kill()
             script.wait()
             raise
+        finally:
+            os.close(gate)
+            assert script.stdout is not None  # noqa: S101  # nosec B101  # opened as a pipe
+            script.stdout.close()  # psql's now: if psql stops, pg_restore must see its reader gone
+        _commit_if_clean(script=script, loading=loading, gate=gate_writer)
         with self._connect() as connection:
             return _pg_row_counts(connection)
 
@@ -173,25 +204,32 @@ class PostgresEngine:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 
 
-def _feed_in_one_transaction(*, script: subprocess.Popen[bytes], loading: subprocess.Popen[bytes]) -> None:
-    """Send psql BEGIN, the drop, pg_restore's script and, only if pg_restore finished cleanly,
-    COMMIT. Input that ends without COMMIT ends psql's session, and PostgreSQL rolls it all back."""
-    sink, source = loading.stdin, script.stdout
-    # Pipes opened with the default buffering are BufferedReaders, whose read1 forwards what is ready.
-    assert sink is not None and isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101  # both opened as pipes
-    try:
-        sink.write(f"BEGIN;\n{_DROP_PUBLIC_RELATIONS}\n".encode())
+def _write_hashed(*, source: IO[bytes] | None, target: Path) -> str:
+    """Copy a tool's output into `target` until it ends; the sha256 of what was written."""
+    assert isinstance(source, io.BufferedReader)  # noqa: S101  # nosec B101  # opened as a pipe
+    with target.open("wb") as sink:
+        hashing = _HashingWriter(sink)
         while chunk := source.read1(1 << 20):
-            sink.write(chunk)
+            hashing.write(chunk)
+    return hashing.digest.hexdigest()
+
+
+def _commit_if_clean(*, script: subprocess.Popen[bytes], loading: subprocess.Popen[bytes], gate: int) -> None:
+    """Write COMMIT into psql's last file only if pg_restore finished cleanly. A gate closed empty
+    ends psql's session without it, and PostgreSQL rolls it all back."""
+    try:
         if script.wait() == 0:
-            sink.write(b"COMMIT;\n")
+            os.write(gate, b"COMMIT;\n")
     except BrokenPipeError:
-        script.kill()  # psql stopped at an error; its own message says which
+        pass  # psql stopped at an error; its own message says which
     except BaseException:
-        loading.kill()
-        loading.wait()
+        for process in (loading, script):
+            process.kill()
+            process.wait()
         raise
-    _wait(loading, what="psql (restore rolled back)")  # closes psql's input: the end of the session
+    finally:
+        os.close(gate)
+    _wait(loading, what="psql (restore rolled back)")
     _wait(script, what="pg_restore (restore rolled back)")
 
 
@@ -218,14 +256,17 @@ class SqliteEngine:
             source_uri = self._database().as_uri() + "?mode=ro"
             with closing(sqlite3.connect(source_uri, uri=True)) as source, closing(sqlite3.connect(copy)) as target_db:
                 source.backup(target_db)
-                snapshot = _sqlite_snapshot(target_db)
-            with copy.open("rb") as raw, gzip.open(target, "wb", compresslevel=COMPRESSION_LEVEL) as packed:
-                shutil.copyfileobj(raw, packed, 1 << 20)
+                row_counts = _sqlite_row_counts(target_db)
+                migrations = _migrations(target_db.execute("SELECT app, name FROM django_migrations"))
+            with copy.open("rb") as raw, target.open("wb") as sink:
+                hashing = _HashingWriter(sink)
+                with gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=COMPRESSION_LEVEL) as packed:
+                    shutil.copyfileobj(raw, packed, 1 << 20)
         except sqlite3.Error as error:
             raise BackupError(f"SQLite backup failed: {error}") from error
         finally:
             copy.unlink(missing_ok=True)
-        return snapshot
+        return Snapshot(sqlite3.sqlite_version, migrations, row_counts, sha256=hashing.digest.hexdigest())
 
     def check_readable(self, *, path: Path) -> None:
         """Read the whole gzip stream (its CRC and length catch damage); the pages were checked before."""
@@ -242,7 +283,7 @@ class SqliteEngine:
         try:
             with closing(_unpack(path, unpacked)) as source, closing(sqlite3.connect(database, timeout=30)) as live:
                 source.backup(live)  # one step: readers see the old database or the new, never a mix
-                return _sqlite_snapshot(live).row_counts
+                return _sqlite_row_counts(live)
         finally:
             unpacked.unlink(missing_ok=True)
 
@@ -250,7 +291,7 @@ class SqliteEngine:
         unpacked = path.with_name(f".verify-{uuid.uuid4().hex[:8]}-{path.name}.sqlite3")
         try:
             with closing(_unpack(path, unpacked)) as scratch:
-                return _sqlite_snapshot(scratch).row_counts
+                return _sqlite_row_counts(scratch)
         finally:
             unpacked.unlink(missing_ok=True)
 
@@ -273,7 +314,8 @@ def _sqlite_integrity(connection: sqlite3.Connection) -> None:
         raise BackupError(f"SQLite integrity check failed: {verdict}")
 
 
-def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
+def _sqlite_row_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """Row counts of every table, once the database has passed the integrity check."""
     _sqlite_integrity(connection)
     tables = [
         row[0]
@@ -281,9 +323,4 @@ def _sqlite_snapshot(connection: sqlite3.Connection) -> Snapshot:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         )
     ]
-    counts = {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608  # nosec B608  # table names come from sqlite_master
-    return Snapshot(
-        engine_version=sqlite3.sqlite_version,
-        migrations=_migrations(connection.execute("SELECT app, name FROM django_migrations")),
-        row_counts=counts,
-    )
+    return {table: connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}  # noqa: S608  # nosec B608  # table names come from sqlite_master

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from django.db import connection
 
 from ops.backups import LOCK_NAME, backup_latest, backup_list, backup_lock, manifest_path
 from ops.tests.bulk import LEADS_INSERT_SQL
-from ops.tests.conftest import manage, manage_env, postgres_url
+from ops.tests.conftest import ROOT, manage, manage_env, postgres_url
 from ops.tests.data import leads_with_outreach_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,6 +60,40 @@ def test_manifest_records_checksum_size_engine_migrations_and_row_counts(backup_
     assert ["leads", "0001_initial"] in manifest["migrations"]
     assert manifest["row_counts"]["leads_lead"] == 30 and manifest["row_counts"]["leads_outreach"] == 30
     assert manifest["started_at"] <= manifest["finished_at"] and manifest["app_version"] == "0.1.0"
+
+
+def test_manifest_checksum_is_the_sha256_of_the_file_read_back(backup_dir):
+    leads_with_outreach_create(count=30)
+    call_command("backup")
+    backup = backup_list()[0].path
+    manifest = json.loads(manifest_path(backup).read_text())
+    assert manifest["sha256"] == hashlib.sha256(backup.read_bytes()).hexdigest()
+
+
+def test_backup_and_restore_run_even_when_a_system_check_fails(backup_dir, tmp_path):
+    (tmp_path / "settings_failing_check.py").write_text(
+        "from django.core import checks\n"
+        "from pipeline_whisperer.settings import *  # noqa: F403\n"
+        "checks.register(lambda app_configs, **kwargs: [checks.Error('broken on purpose', id='test.E001')])\n"
+    )
+    leads_with_outreach_create(count=20)
+    env = manage_env(
+        DATABASE_URL=postgres_url(),
+        BACKUP_DIR=str(backup_dir),
+        DJANGO_SETTINGS_MODULE="settings_failing_check",
+        PYTHONPATH=f"{tmp_path}:{ROOT}",
+    )
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(manage(*arguments), env=env, capture_output=True, text=True, check=False)  # noqa: S603
+
+    checked = run("check")
+    assert checked.returncode == 1 and "broken on purpose" in checked.stderr  # the check does fail
+    assert run("backup").returncode == 0
+    backup = backup_list(directory=backup_dir)[0].path
+    restored = run("restore", "--yes", str(backup))
+    assert (restored.returncode, restored.stderr) == (0, "")
+    assert "as the manifest says" in restored.stdout
 
 
 def test_a_second_overlapping_backup_exits_non_zero_with_one_line(backup_dir):

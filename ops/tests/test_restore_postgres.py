@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import signal
 import subprocess
+import time
 from io import StringIO
 from pathlib import Path
 
@@ -13,8 +16,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from ops.backups import backup_create, manifest_path
-from ops.tests.conftest import table_contents
+from ops.backups import LOCK_NAME, backup_create, manifest_path
+from ops.tests.bulk import LEADS_INSERT_SQL
+from ops.tests.conftest import manage, manage_env, postgres_url, table_contents
 from ops.tests.data import leads_with_outreach_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,6 +77,52 @@ def test_restore_refuses_a_truncated_file_and_leaves_the_database_untouched(back
     with pytest.raises(CommandError, match="truncated"):
         _restore(backup)
     assert table_contents() == before
+
+
+def test_a_restore_that_fails_part_way_is_rolled_back_and_the_database_untouched(backup):
+    # Damage that the manifest agrees with (as if made before it was written): only pg_restore sees it,
+    # after psql has begun loading; without COMMIT from the gate, psql's session rolls back.
+    damaged = backup.read_bytes()[: backup.stat().st_size * 9 // 10]
+    backup.write_bytes(damaged)
+    manifest = json.loads(manifest_path(backup).read_text())
+    manifest.update(size_bytes=len(damaged), sha256=hashlib.sha256(damaged).hexdigest())
+    manifest_path(backup).write_text(json.dumps(manifest))
+    Lead.objects.create(lightfield_id="after-backup", company_name="New")
+    before = table_contents()
+    with pytest.raises(CommandError, match=r"^pg_restore \(restore rolled back\) failed: "):
+        _restore(backup)
+    assert table_contents() == before
+
+
+def test_restore_interrupted_by_sigterm_while_loading_leaves_the_database_untouched(backup_dir):
+    with connection.cursor() as cursor:
+        cursor.execute(LEADS_INSERT_SQL, [200_000])
+    path = backup_create().info.path
+    Lead.objects.filter(lightfield_id="bulk-1").update(company_name="changed after the backup")
+    running = subprocess.Popen(  # noqa: S603  # our own manage.py
+        manage("restore", "--yes", str(path)),
+        env=manage_env(DATABASE_URL=postgres_url(), BACKUP_DIR=str(backup_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    loading = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = 'psql' AND state = 'active' AND datname = current_database()"
+    )
+    deadline, seen_loading = time.monotonic() + 120, False
+    with connection.cursor() as cursor:
+        while not seen_loading and running.poll() is None and time.monotonic() < deadline:
+            cursor.execute(loading)
+            seen_loading = cursor.fetchone()[0] > 0
+            time.sleep(0.01)
+    running.send_signal(signal.SIGTERM)
+    _, stderr = running.communicate(timeout=120)
+    assert seen_loading  # psql was loading the backup when the signal came
+    assert (running.returncode, stderr.strip()) == (1, "CommandError: interrupted by SIGTERM; nothing was kept")
+    assert Lead.objects.count() == 200_000
+    assert Lead.objects.get(lightfield_id="bulk-1").company_name == "changed after the backup"
+    assert not (backup_dir / LOCK_NAME).exists()
 
 
 def test_restore_refuses_a_foreign_dump_without_a_manifest(backup_dir, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ops.backups import backup_list
+from ops.backups import backup_list, manifest_path
 from ops.tests.conftest import manage, manage_env
 
 
@@ -46,6 +48,10 @@ def test_restore_brings_back_every_row_of_every_table_on_sqlite(sqlite_env):
     assert _manage(sqlite_env, "backup").returncode == 0
     _mutate(sqlite_env)
     backup = backup_list(directory=Path(sqlite_env["BACKUP_DIR"]))[0]
+    assert (
+        json.loads(manifest_path(backup.path).read_text())["sha256"]
+        == hashlib.sha256(backup.path.read_bytes()).hexdigest()
+    )  # hashed while written
 
     restored = _manage(sqlite_env, "restore", "--noinput", str(backup.path))
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from ops.backups import backup_create
-from ops.cli import operator_errors, terminal_progress
+from ops.cli import NO_SYSTEM_CHECKS, operator_errors, terminal_progress
 
 
 class Command(BaseCommand):
@@ -23,6 +23,7 @@ class Command(BaseCommand):
         "past BACKUP_RETENTION_DAYS / BACKUP_RETENTION_COUNT; with BACKUP_REMOTE_URL, upload it off-site too. "
         "Silent on success unless --verbose (progress on a terminal)."
     )
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--verbose", action="store_true", help="Say what was written and removed.")

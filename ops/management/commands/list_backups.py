@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from ops.backups import backup_list
-from ops.cli import operator_errors
+from ops.cli import NO_SYSTEM_CHECKS, operator_errors
 
 
 class Command(BaseCommand):
@@ -15,6 +15,7 @@ class Command(BaseCommand):
         "List backups in BACKUP_DIR, newest first: time, size, engine, whether complete and restore-verified; "
         "--remote lists BACKUP_REMOTE_URL instead."
     )
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="One JSON array for machines.")

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ops.cli import backup_fetch, operator_errors
+from ops.cli import NO_SYSTEM_CHECKS, backup_fetch, operator_errors
 from ops.restore import backup_restore, describe
 
 
@@ -22,6 +22,7 @@ class Command(BaseCommand):
         "Replace the configured database's contents with a backup (a path, a file name in BACKUP_DIR, "
         "or s3://bucket/prefix/<name> in the off-site store)."
     )
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="The backup file or s3:// URL; its .json manifest must be beside it.")

@@ -7,12 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.backups import backup_directory, backup_latest
-from ops.cli import backup_fetch, operator_errors
+from ops.cli import NO_SYSTEM_CHECKS, backup_fetch, operator_errors
 from ops.restore import backup_verify, describe
 
 
 class Command(BaseCommand):
     help = "Restore a backup into a scratch database and compare its row counts with the manifest."
+    requires_system_checks = NO_SYSTEM_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", help="The backup (a path, a file name in BACKUP_DIR, or an s3:// URL).")
