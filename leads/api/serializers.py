@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -548,6 +549,15 @@ class EngagementResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     rejected = serializers.IntegerField()
     items = EngagementItemSerializer(many=True)
+
+
+# The cursor-paged lists read their rows as `.values()` in these serializers' output shape (the
+# serializers stay, for the schema and the detail views): columns under their own names
+# (a foreign key gives its id), the rest by expression.
+LEAD_LIST_COLUMNS = tuple(LeadListSerializer.Meta.fields)
+OUTREACH_EXPRESSIONS = {"lightfield_id": F("lead__lightfield_id"), "experiment": F("variant__experiment_id")}
+OUTREACH_COLUMNS = tuple(name for name in OutreachSerializer.Meta.fields if name not in OUTREACH_EXPRESSIONS)
+ENGAGEMENT_COLUMNS = tuple(EngagementEventSerializer.Meta.fields)
 
 
 def batch_answer(items: list[Any], result_serializer: type[serializers.Serializer]) -> dict[str, Any]:

@@ -26,11 +26,27 @@ from leads.services import ingest as ingest_services
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
-from pipeline_whisperer.api import ItemwiseJSONParser
+from pipeline_whisperer.api import ItemwiseJSONParser, KeysetPagination
 from pipeline_whisperer.exceptions import InvalidInput, PayloadTooLarge
 
 
-class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class _LeanListMixin:
+    """A large collection's list: paged by cursor (no count), its rows read as `.values()` already
+    shaped as the answer, so no model instance nor serializer field is built per row (the list
+    serializer still describes the rows in the schema)."""
+
+    pagination_class = KeysetPagination
+    list_columns: tuple[str, ...]
+    list_expressions: dict[str, Any] = {}
+
+    def list(self, request: Request) -> Response:
+        view: Any = self  # a GenericViewSet: the mixin only adds a list
+        rows = view.filter_queryset(view.get_queryset()).values(*self.list_columns, **self.list_expressions)
+        return view.get_paginated_response(view.paginate_queryset(rows))
+
+
+class LeadViewSet(_LeanListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    list_columns = s.LEAD_LIST_COLUMNS
     filterset_class = LeadFilter
     search_fields = ["company_name", "contact_name", "contact_email", "lightfield_id"]
     ordering_fields = ["created_at", "updated_at", "score", "company_name", "status"]
@@ -133,8 +149,10 @@ def _one_or_many(data: Any) -> list[Any]:
     raise InvalidInput("The body must be one JSON object or a non-empty list of them.")
 
 
-class EngagementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class EngagementViewSet(_LeanListMixin, viewsets.GenericViewSet):
     """Engagement with outreach: GET lists what was applied; POST queues new events."""
+
+    list_columns = s.ENGAGEMENT_COLUMNS
 
     serializer_class = s.EngagementEventSerializer
     filterset_fields = ["event_type", "outreach"]
@@ -369,7 +387,9 @@ class VariantViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
         return self._answer(experiment_services.variant_update(variant=self.get_object(), is_active=True))
 
 
-class OutreachViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OutreachViewSet(_LeanListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    list_columns = s.OUTREACH_COLUMNS
+    list_expressions = s.OUTREACH_EXPRESSIONS
     serializer_class = s.OutreachSerializer
     filterset_class = OutreachFilter
     search_fields = ["to_email", "subject", "lead__company_name"]

@@ -437,6 +437,8 @@ class EngagementEvent(models.Model):
         indexes = [
             models.Index(fields=["-received_at"], name="engagement_received_idx"),
             models.Index(fields=["provider", "-received_at"], name="engagement_provider_idx"),
+            # The list's default order and cursor, and the activity feed's latest engagement.
+            models.Index(fields=["-occurred_at", "-id"], name="engagement_occurred_idx"),
         ]
 
     def __str__(self) -> str:
