@@ -34,13 +34,18 @@ class BoundedPageNumberPagination(PageNumberPagination):
         return settings.API_MAX_PAGE_SIZE
 
     def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return settings.API_PAGE_SIZE
-        # isdigit() alone admits digits such as "²" that int() refuses.
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
-            raise ValidationError({"page_size": [f"Must be a whole number from 1 to {self.max_page_size}."]})
-        return int(raw)
+        return requested_page_size(request)
+
+
+def requested_page_size(request: Request) -> int:
+    """`page_size` from the query, API_PAGE_SIZE without one; out of range is a 400."""
+    raw, most = request.query_params.get("page_size"), settings.API_MAX_PAGE_SIZE
+    if raw is None:
+        return settings.API_PAGE_SIZE
+    # isdigit() alone admits digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise ValidationError({"page_size": [f"Must be a whole number from 1 to {most}."]})
+    return int(raw)
 
 
 class StrictOrderingFilter(OrderingFilter):
@@ -91,12 +96,13 @@ class KeysetPagination(BasePagination):
 
     cursor_query_param = "cursor"
     page_size_query_param = "page_size"
-    get_page_size = BoundedPageNumberPagination.get_page_size
-    max_page_size = BoundedPageNumberPagination.max_page_size
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any]:
+    # A keyset needs a queryset to filter, where DRF's base also takes any sequence.
+    def paginate_queryset(  # type: ignore[override]
+        self, queryset: QuerySet[Any, Any], request: Request, view: Any = None
+    ) -> list[Any]:
         self.base_url = request.build_absolute_uri()
-        size = self.get_page_size(request)
+        size = requested_page_size(request)
         ordering = StrictOrderingFilter().get_ordering(request, queryset, view) or ["-id"]
         self.model = queryset.model
         self.terms = [

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -35,7 +36,7 @@ class _LeanListMixin:
     shaped as the answer, so no model instance nor serializer field is built per row (the list
     serializer still describes the rows in the schema)."""
 
-    pagination_class = KeysetPagination
+    pagination_class: type[BasePagination] | None = KeysetPagination
     list_columns: tuple[str, ...]
     list_expressions: dict[str, Any] = {}
 
@@ -253,15 +254,15 @@ class _PosteriorContextMixin:
         return {"posteriors": caching.experiment_posteriors_cached(variants)}
 
     def experiments_posterior_context(self, experiments: list[Experiment]) -> dict[str, Any]:
-        """Each experiment's variants compete only with each other for probability_best; each
-        experiment's decision reads its own variants' posteriors."""
-        posteriors: dict[int, selectors.VariantPosterior] = {}
-        decisions: dict[int, selectors.ExperimentDecision] = {}
-        for experiment in experiments:
-            variants = list(experiment.variants.all())
-            own = caching.experiment_posteriors_cached(variants)
-            posteriors.update(own)
-            decisions[experiment.pk] = selectors.experiment_decision(experiment, variants, own)
+        """The posteriors of every variant shown, in one cache read (each experiment's variants
+        still compete only with each other for probability_best); each experiment's decision
+        reads its own variants' posteriors."""
+        variants = {experiment.pk: list(experiment.variants.all()) for experiment in experiments}
+        posteriors = caching.experiment_posteriors_cached([v for own in variants.values() for v in own])
+        decisions = {
+            experiment.pk: selectors.experiment_decision(experiment, variants[experiment.pk], posteriors)
+            for experiment in experiments
+        }
         return {"posteriors": posteriors, "decisions": decisions}
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 LEADS = "/api/v1/leads"
 
 
-def _walk(client, url: str, params: dict, between: Callable[[], None] = lambda: None) -> list[int]:
+def _walk(client, url: str, params: dict, between: Callable[[], object] = lambda: None) -> list[int]:
     """The ids of every page, following `next` from the first; `between` runs before each page."""
     ids: list[int] = []
     response = client.get(url, params)

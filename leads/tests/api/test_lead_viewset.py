@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from base64 import urlsafe_b64encode
 from datetime import timedelta
 
 import pytest
@@ -81,7 +83,20 @@ def test_lead_list_accepts_the_largest_page_size(api_client):
     assert len(_ids(api_client.get(LEADS, {"page_size": 200}))) == 3
 
 
-@pytest.mark.parametrize("cursor", ["not-base64!", "bm90IGpzb24=", "W1siY3JlYXRlZF9hdCIsICJpZCJdLCBbIm5vdCBhIHRpbWUiLCAxXSwgZmFsc2Vd"])
+def _cursor(token: object) -> str:
+    return urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-base64!",
+        _cursor("not a list"),
+        _cursor([["created_at", "id"], ["not a time", 1], False]),
+        _cursor([["created_at", "id"], ["2026-01-01T00:00:00+00:00", "one"], False]),
+        _cursor([["score", "id"], [0.5, 1], False]),  # made for another ordering
+    ],
+)
 def test_lead_list_refuses_a_cursor_it_did_not_make(cursor, api_client):
     LeadFactory()
     assert_problem(api_client.get(LEADS, {"cursor": cursor}), 400, errors=["cursor"])
