@@ -248,7 +248,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
 
 class _PosteriorContextMixin:
-    """Variants serialize with their posterior summaries, computed once per response."""
+    """Variants are answered with their posterior summaries, computed once per response."""
 
     def posterior_context(self, variants: list[Variant]) -> dict[str, Any]:
         return {"posteriors": caching.experiment_posteriors_cached(variants)}
@@ -276,9 +276,9 @@ class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
         return selectors.experiment_list()
 
     def _data(self, experiments: list[Experiment]) -> list[dict[str, Any]]:
-        context = {**self.get_serializer_context(), **self.experiments_posterior_context(experiments)}
-        # With many=True, .data is a ReturnList of dicts; the stubs type it as the single form's ReturnDict.
-        return s.ExperimentSerializer(experiments, many=True, context=context).data  # type: ignore[return-value]
+        context = self.experiments_posterior_context(experiments)
+        posteriors, decisions = context["posteriors"], context["decisions"]
+        return [s.experiment_answer(experiment, posteriors, decisions[experiment.pk]) for experiment in experiments]
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -353,11 +353,13 @@ class VariantViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
 
     def _answer(self, variant: Variant, code: int = status.HTTP_200_OK) -> Response:
         siblings = list(selectors.variant_list(experiment=variant.experiment))
-        return Response(s.VariantSerializer(variant, context=self.posterior_context(siblings)).data, status=code)
+        posteriors = self.posterior_context(siblings)["posteriors"]
+        return Response(s.variant_answer(variant, posteriors[variant.pk]), status=code)
 
     def list(self, request: Request, experiment_pk: str) -> Response:
         variants = list(self.get_queryset())
-        return Response(s.VariantSerializer(variants, many=True, context=self.posterior_context(variants)).data)
+        posteriors = self.posterior_context(variants)["posteriors"]
+        return Response([s.variant_answer(variant, posteriors[variant.pk]) for variant in variants])
 
     def retrieve(self, request: Request, experiment_pk: str, pk: str) -> Response:
         return self._answer(self.get_object())
