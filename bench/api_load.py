@@ -1,14 +1,18 @@
 """API load bench: each endpoint under wrk, against ceilings measured in the same run.
 
-A fresh PostgreSQL database (LEADS leads, 20 variants, OUTREACH outreach rows) is served by
-gunicorn with the production configuration (deploy/gunicorn.conf.py, 2 workers), the Redis
-cache, a tansu broker (so writes stop at the outbox, as in production) and rate limits raised
-out of the way. wrk drives each endpoint with CONNECTIONS connections, RUNS runs of DURATION
-seconds. The same gunicorn configuration then serves two bare WSGI callables (bench/baselines.py):
-a fixed JSON body (the ceiling for liveness) and the lead list's own SQL on psycopg (the ceiling
-for the list). Results: bench/results/api.{md,json}.
+Per data set (DATA_SETS: the bench's own 100,000 leads, and the 10,000 leads, 3 experiments and
+5,000 outreach the original FastAPI app was compared on), a fresh PostgreSQL database is served
+by gunicorn with the production configuration (deploy/gunicorn.conf.py, 2 workers), the Redis
+cache (emptied per set), a tansu broker (so writes stop at the outbox, as in production) and
+rate limits raised out of the way. wrk drives each endpoint with CONNECTIONS connections, RUNS
+runs of DURATION seconds. The same gunicorn configuration then serves two bare WSGI callables
+(bench/baselines.py): a fixed JSON body (the ceiling for liveness) and the lead list's own SQL on
+psycopg (the ceiling for the list). Then a line per target of issue 16, met or missed; the
+in-process targets are read from bench/results/api_inprocess.json when bench/api_inprocess.py
+has written it. Results: bench/results/api.{md,json}.
 
-    make bench                     # or: python bench/api_load.py --duration 20 --runs 3
+    make bench-api                 # or: python bench/api_load.py --duration 20 --runs 3
+    python bench/api_load.py --sets 10k --duration 5 --runs 1 --only lead   # a quick look
 """
 
 from __future__ import annotations
@@ -35,6 +39,31 @@ DATABASE_URL = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 WORKERS = 2
 SOCKET_ERRORS = ("connect_errors", "read_errors", "write_errors", "timeouts")
+INPROCESS = RESULTS / "api_inprocess.json"  # written by bench/api_inprocess.py, if it has run
+
+
+@dataclass(frozen=True)
+class DataSet:
+    leads: int
+    variants: int
+    experiments: int
+    outreach: int
+
+
+DATA_SETS = {"100k": DataSet(100_000, 20, 4, 50_000), "10k": DataSet(10_000, 9, 3, 5_000)}
+# Issue 16's targets, at 64 connections with 0 errors: twice the original app's 15-connection
+# req/s on the 10,000-lead set, and ratios to the ceilings on the 100,000-lead set.
+P99_MS = 200
+MIN_REQUESTS_PER_S_10K = {
+    "lead list (50 a page, status filter)": 350,
+    "experiments with posteriors": 1500,
+    "dashboard activity": 480,
+    "lead stats": 800,
+    "dashboard funnel": 800,
+}
+MIN_RATIO_100K = {"lead list (50 a page, status filter)": 0.7, "liveness": 0.8}
+# In process (bench/api_inprocess.py's endpoint names): CPU ms per request at most.
+MAX_CPU_MS = {"lead stats (cached)": 1.0, "lead list (50 a page, status filter)": 3.0}
 
 
 @dataclass(frozen=True)
@@ -45,6 +74,7 @@ class Endpoint:
     items_per_request: int = 1
     ceiling: str = ""  # the baseline callable this endpoint is compared with
     authenticated: bool = True
+    reads: bool = True  # a read endpoint: its p99 is held to the target
 
 
 def endpoints(lead_id: int, lead_list_url: str) -> list[Endpoint]:
@@ -53,18 +83,21 @@ def endpoints(lead_id: int, lead_list_url: str) -> list[Endpoint]:
         Endpoint("readiness", "/health/readiness", authenticated=False),
         Endpoint("lead list (50 a page, status filter)", lead_list_url, ceiling="lead_list"),
         Endpoint("lead detail", f"/api/v1/leads/{lead_id}"),
+        Endpoint("outreach list (50 a page)", "/api/v1/outreach"),
         Endpoint("lead stats", "/api/v1/leads/stats"),
         Endpoint("dashboard funnel", "/api/v1/dashboard/funnel"),
+        Endpoint("dashboard activity", "/api/v1/dashboard/activity"),
         Endpoint("experiments with posteriors", "/api/v1/experiments"),
-        Endpoint("ingest (batches of 100)", "/api/v1/leads/ingest", script="ingest.lua", items_per_request=100),
-        Endpoint("engagements", "/api/v1/engagements", script="engagements.lua"),
+        Endpoint(
+            "ingest (batches of 100)", "/api/v1/leads/ingest", script="ingest.lua", items_per_request=100, reads=False
+        ),
+        Endpoint("engagements", "/api/v1/engagements", script="engagements.lua", reads=False),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leads", type=int, default=100_000)
-    parser.add_argument("--outreach", type=int, default=50_000)
+    parser.add_argument("--sets", default=",".join(DATA_SETS), help=f"data sets, of {', '.join(DATA_SETS)}")
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
@@ -72,20 +105,27 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    names = [name.strip() for name in args.sets.split(",")]
+    if unknown := [name for name in names if name not in DATA_SETS]:
+        sys.exit(f"unknown data set {', '.join(unknown)}: choose from {', '.join(DATA_SETS)}")
 
     from tests.stand_ins import TansuBroker
 
-    prepare_database()
-    seeded = seed(args.leads, args.outreach)
-    broker = TansuBroker().start()
-    env = server_env(broker.bootstrap, seeded)
-    try:
-        # Ceilings first: the write endpoints measured last grow the leads table.
-        ceilings = {name: measure_ceiling(env, name, args) for name in ("fixed_json", "lead_list")}
-        rows, memory = measure_service(env, seeded, args)
-    finally:
-        broker.stop()
-    write_results(args, rows, ceilings, memory)
+    results = {}
+    for name in names:
+        data = DATA_SETS[name]
+        prepare_database()
+        seeded = seed(data)
+        broker = TansuBroker().start()
+        env = server_env(broker.bootstrap, seeded)
+        try:
+            # Ceilings first: the write endpoints measured last grow the leads table.
+            ceilings = {ceiling: measure_ceiling(env, ceiling, args) for ceiling in ("fixed_json", "lead_list")}
+            rows, memory = measure_service(env, seeded, args)
+        finally:
+            broker.stop()
+        results[name] = {"data": vars(data), "endpoints": rows, "ceilings": ceilings, "memory": memory}
+    write_results(args, results)
 
 
 def prepare_database() -> None:
@@ -96,6 +136,9 @@ def prepare_database() -> None:
         db.execute(f"CREATE DATABASE {DATABASE}")
     env = {**os.environ, **base_env()}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()  # the bench's own database: no figures cached by another set
 
 
 def base_env() -> dict[str, str]:
@@ -113,18 +156,19 @@ def base_env() -> dict[str, str]:
     }
 
 
-def seed(leads: int, outreach: int) -> dict:
+def seed(data: DataSet) -> dict:
     env = {**os.environ, **base_env()}
     started = time.monotonic()
+    counts = (data.leads, data.variants, data.outreach, data.experiments)
     output = subprocess.run(
-        [sys.executable, "bench/api_seed.py", str(leads), "20", str(outreach)],
+        [sys.executable, "bench/api_seed.py", *(str(count) for count in counts)],
         cwd=ROOT,
         env=env,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    print(f"seeded {leads} leads and {outreach} outreach in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"seeded {data} in {time.monotonic() - started:.0f} s", flush=True)
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -190,7 +234,8 @@ def measure_service(env: dict[str, str], seeded: dict, args: argparse.Namespace)
         rows = []
         for endpoint in selected:
             runs = [wrk(server.url, endpoint, args, env, seeded["api_key"], run) for run in range(args.runs)]
-            rows.append({**summarise(endpoint.name, runs, endpoint.items_per_request), "ceiling": endpoint.ceiling})
+            summary = summarise(endpoint.name, runs, endpoint.items_per_request)
+            rows.append({**summary, "ceiling": endpoint.ceiling, "reads": endpoint.reads})
             print(json.dumps({key: value for key, value in rows[-1].items() if key != "runs"}), flush=True)
         memory = {"before_kb": before, "after_kb": server.worker_rss_kb(), "requests": sum(r["requests"] for r in rows)}
     finally:
@@ -210,29 +255,46 @@ def measure_ceiling(env: dict[str, str], name: str, args: argparse.Namespace) ->
     return summary
 
 
-def write_results(args: argparse.Namespace, rows: list[dict], ceilings: dict[str, dict], memory: dict) -> None:
-    for row in rows:
-        ceiling = ceilings.get(row["ceiling"])
-        row["ratio_to_ceiling"] = round(row["requests_per_s"] / ceiling["requests_per_s"], 2) if ceiling else None
-    growth = [after / before - 1 for before, after in zip(memory["before_kb"], memory["after_kb"], strict=False)]
-    memory["growth"] = [round(value, 3) for value in growth]
+def write_results(args: argparse.Namespace, results: dict[str, dict]) -> None:
+    for result in results.values():
+        for row in result["endpoints"]:
+            ceiling = result["ceilings"].get(row["ceiling"])
+            row["ratio_to_ceiling"] = round(row["requests_per_s"] / ceiling["requests_per_s"], 2) if ceiling else None
+        memory = result["memory"]
+        growth = [after / before - 1 for before, after in zip(memory["before_kb"], memory["after_kb"], strict=False)]
+        memory["growth"] = [round(value, 3) for value in growth]
+    targets = _targets(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    settings = {key: getattr(args, key) for key in ("leads", "outreach", "duration", "runs", "connections")}
-    (RESULTS / "api.json").write_text(
-        json.dumps({"settings": settings, "endpoints": rows, "ceilings": ceilings, "memory": memory}, indent=2)
-    )
+    settings = {key: getattr(args, key) for key in ("sets", "duration", "runs", "connections")}
+    (RESULTS / "api.json").write_text(json.dumps({"settings": settings, "sets": results, "targets": targets}, indent=2))
     lines = [
-        f"# API load ({args.leads} leads, {args.outreach} outreach, 20 variants; median of {args.runs} runs)",
+        f"# API load (median of {args.runs} runs)",
         "",
         f"gunicorn with deploy/gunicorn.conf.py, {WORKERS} workers on this 2-core machine, PostgreSQL, Redis cache,",
         f"tansu broker; wrk -t2 -c{args.connections} -d{args.duration}s on the same machine (it shares the cores).",
         "Errors are socket errors and timeouts; non-2xx counts responses of 400 or more. Ratio: req/s over the",
-        "ceiling's req/s, both measured in this run.",
+        "ceiling's req/s, both measured in this run. `python bench/api_load.py --sets "
+        f"{args.sets} --duration {args.duration} --runs {args.runs}`.",
+    ]
+    for name, result in results.items():
+        lines += _table(name, result)
+    lines += ["", "## Targets (issue 16)", ""]
+    lines += [f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {t['figure']}" for t in targets]
+    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
+    print((RESULTS / "api.md").read_text())
+
+
+def _table(name: str, result: dict) -> list[str]:
+    data, memory = result["data"], result["memory"]
+    lines = [
+        "",
+        f"## {name}: {data['leads']} leads, {data['experiments']} experiments of {data['variants']} variants in all, "
+        f"{data['outreach']} outreach",
         "",
         "| endpoint | req/s | items/s | p50 ms | p95 ms | p99 ms | errors | non-2xx | ratio to ceiling |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in [*rows, *ceilings.values()]:
+    for row in [*result["endpoints"], *result["ceilings"].values()]:
         lines.append(
             f"| {row['endpoint']} | {row['requests_per_s']} | {row['items_per_s']} | {row['p50_ms']} | "
             f"{row['p95_ms']} | {row['p99_ms']} | {row['errors']} | {row['non_2xx']} | "
@@ -241,11 +303,49 @@ def write_results(args: argparse.Namespace, rows: list[dict], ceilings: dict[str
     lines += [
         "",
         f"Worker RSS after a 2 s warm-up per endpoint: {memory['before_kb']} kB; after {memory['requests']} more"
-        f" requests: {memory['after_kb']} kB"
-        f" (growth {memory['growth']}).",
+        f" requests: {memory['after_kb']} kB (growth {memory['growth']}).",
     ]
-    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
-    print((RESULTS / "api.md").read_text())
+    return lines
+
+
+def _targets(results: dict[str, dict]) -> list[dict]:
+    lines = []
+    for name, result in results.items():
+        for row in result["endpoints"]:
+            if row["reads"]:
+                clean = row["errors"] == 0 and row["non_2xx"] == 0
+                figure = f"{row['p99_ms']} ms, {row['errors']} errors, {row['non_2xx']} non-2xx"
+                met = row["p99_ms"] < P99_MS and clean
+                lines.append(_line(f"{name}: {row['endpoint']} p99 < {P99_MS} ms, 0 errors", met, figure))
+            floor = MIN_REQUESTS_PER_S_10K.get(row["endpoint"]) if name == "10k" else None
+            if floor:
+                lines.append(_line(f"10k: {row['endpoint']} >= {floor} req/s", row["requests_per_s"] >= floor,
+                                   f"{row['requests_per_s']} req/s"))  # fmt: skip
+            least = MIN_RATIO_100K.get(row["endpoint"]) if name == "100k" else None
+            if least:
+                ratio = row["ratio_to_ceiling"]
+                lines.append(_line(f"100k: {row['endpoint']} >= {least} of its ceiling", ratio >= least,
+                                   f"{ratio} ({row['requests_per_s']} req/s)"))  # fmt: skip
+    return lines + _inprocess_targets()
+
+
+def _inprocess_targets() -> list[dict]:
+    """The CPU-per-request targets, from bench/api_inprocess.py's last results when there are any
+    (it measures in process, steadier than req/s on a shared machine; run it before this)."""
+    measured = {}
+    if INPROCESS.exists():
+        measured = {row["endpoint"]: row["cpu_ms"] for row in json.loads(INPROCESS.read_text())["endpoints"]}
+    lines = []
+    for endpoint, most in MAX_CPU_MS.items():
+        cpu_ms = measured.get(endpoint)
+        figure = f"{cpu_ms} ms ({INPROCESS.name})" if cpu_ms is not None else "not measured: run bench/api_inprocess.py"
+        lines.append(_line(f"in process: {endpoint} <= {most} ms CPU a request", bool(cpu_ms and cpu_ms <= most),
+                           figure))  # fmt: skip
+    return lines
+
+
+def _line(target: str, met: bool, figure: str) -> dict:
+    return {"target": target, "met": met, "figure": figure}
 
 
 if __name__ == "__main__":

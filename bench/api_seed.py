@@ -1,7 +1,9 @@
 """Fill the bench database: leads, experiments with variants, outreach; print what the load needs.
 
-Run by bench/api_load.py as a subprocess with DATABASE_URL naming the (migrated) bench database.
-Prints one JSON object: an API key, a lead id, outreach message ids, and the SQL the lead list
+Run by bench/api_load.py as a subprocess with DATABASE_URL naming the (migrated) bench database:
+`api_seed.py LEADS VARIANTS OUTREACH [EXPERIMENTS]` (the variants spread evenly over the
+experiments, by default 5 an experiment); one engagement event per 5 outreach. Prints one JSON
+object: an API key, a lead id, outreach message ids, and the SQL the lead list
 endpoint runs (captured from the real view), which the raw-psycopg baseline replays.
 """
 
@@ -27,14 +29,14 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from leads.models import Experiment, Lead, Outreach, OutreachTemplate, Variant  # noqa: E402
+from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate, Variant  # noqa: E402
 from pipeline_whisperer.models import ApiKey  # noqa: E402
 
 LEAD_LIST_URL = "/api/v1/leads?status=scored"
 BATCH = 5_000
 
 
-def seed(*, leads: int, variants: int, outreach: int, rng: random.Random) -> None:
+def seed(*, leads: int, variants: int, experiments: int, outreach: int, rng: random.Random) -> None:
     now = timezone.now()
     statuses = [Lead.Status.SCORED, Lead.Status.CONTACTED, Lead.Status.DISQUALIFIED, Lead.Status.RAW]
     personas = [choice for choice, _ in Lead._meta.get_field("persona").choices]
@@ -55,8 +57,9 @@ def seed(*, leads: int, variants: int, outreach: int, rng: random.Random) -> Non
         )
     template = OutreachTemplate.objects.create(name="bench", subject="Hello {{ company.name }}", body="Hi")
     arms = []
+    per_experiment = -(-variants // experiments)
     for number in range(variants):
-        experiment, _ = Experiment.objects.get_or_create(name=f"bench experiment {number // 5}")
+        experiment, _ = Experiment.objects.get_or_create(name=f"bench experiment {number // per_experiment}")
         arms.append(Variant.objects.create(experiment=experiment, name=f"arm {number}", template=template))
     lead_ids = list(Lead.objects.order_by("id").values_list("id", flat=True)[:outreach])
     for start in range(0, len(lead_ids), BATCH):
@@ -73,6 +76,18 @@ def seed(*, leads: int, variants: int, outreach: int, rng: random.Random) -> Non
             )
             for index, lead_id in enumerate(lead_ids[start : start + BATCH], start=start)
         )
+    # The activity feed's third kind: some of the messages were opened, at spread-out times.
+    opened = list(Outreach.objects.order_by("id").values_list("id", flat=True)[::5])
+    for start in range(0, len(opened), BATCH):
+        EngagementEvent.objects.bulk_create(
+            EngagementEvent(
+                event_id=f"bench-open-{outreach_id}",
+                outreach_id=outreach_id,
+                event_type=EngagementEvent.Type.OPENED,
+                occurred_at=now - timedelta(seconds=outreach_id % 86_400),
+            )
+            for outreach_id in opened[start : start + BATCH]
+        )
 
 
 def lead_list_sql(key: str) -> list[list]:
@@ -86,9 +101,10 @@ def lead_list_sql(key: str) -> list[list]:
 
 def main() -> None:
     leads, variants, outreach = (int(value) for value in sys.argv[1:4])
+    experiments = int(sys.argv[4]) if len(sys.argv) > 4 else -(-variants // 5)
     rng = random.Random(20261125)  # noqa: S311 - bench data, not cryptography
     if not Lead.objects.exists():
-        seed(leads=leads, variants=variants, outreach=outreach, rng=rng)
+        seed(leads=leads, variants=variants, experiments=experiments, outreach=outreach, rng=rng)
         # As autovacuum would soon after a bulk load: planner statistics, and a visibility map
         # so counts can be index-only scans. Without it the planner guesses 13 rows for 25,000.
         with connection.cursor() as cursor:

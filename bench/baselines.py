@@ -41,6 +41,7 @@ def lead_list(environ: dict[str, Any], start_response: StartResponse) -> Iterabl
     with _pool.connection() as connection:
         for statement in statements:
             results.append(connection.execute(statement).fetchall())
-    payload = json.dumps({"count": results[0], "results": results[-1]}, default=_default).encode()
+    # The list's answer is one cursor page (no count): the last statement's rows.
+    payload = json.dumps({"next": None, "previous": None, "results": results[-1]}, default=_default).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
     return [payload]

@@ -8,7 +8,7 @@ Posteriors need no invalidation: their key is the variants' counters, is_active 
 posterior the bandit last chose with, just read from the database, so a reward, a new choice or a
 paused arm is a different key (and the admin's inline edits are covered too). What is saved is the
 Monte Carlo estimate of the probability of being best. The activity feed is not cached: it is
-three short indexed queries, and its text names companies and variants that many places may
+one short indexed query, and its text names companies and variants that many places may
 rename.
 
 Every payload here is the same for every caller; the views check permissions before reading.

@@ -10,10 +10,11 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Prefetch, Q, QuerySet
 from django.db.models.functions import Trunc, TruncDate
 from django.utils import timezone
@@ -284,50 +285,60 @@ def dashboard_timeline(*, days: int, today: date | None = None) -> list[dict[str
     ]
 
 
+def _latest(table: str, columns: str, joins: str, where: str, at: str) -> str:
+    # Each branch stays a subquery so it keeps its own ORDER BY and LIMIT (SQLite refuses them on
+    # a bare member of a UNION): a short backward scan of the index on its time column.
+    # Only table and column names are spliced in (from the models); the limits are parameters.
+    latest = f"SELECT {at} AS at, {columns} FROM {table} {joins} {where} ORDER BY {at} DESC LIMIT %s"  # noqa: S608
+    return f"SELECT * FROM ({latest}) AS {table}_latest"  # noqa: S608
+
+
+def _activity_sql() -> str:
+    lead, outreach = Lead._meta.db_table, Outreach._meta.db_table
+    variant, event = Variant._meta.db_table, EngagementEvent._meta.db_table
+    of_lead = f"JOIN {lead} ON {lead}.id = {outreach}.lead_id"
+    branches = [
+        _latest(lead, f"'lead' AS kind, {lead}.id AS lead_id, company_name, status", "", "", f"{lead}.created_at"),
+        _latest(
+            outreach,
+            f"'sent', {outreach}.lead_id, company_name, {variant}.name",
+            f"{of_lead} LEFT JOIN {variant} ON {variant}.id = {outreach}.variant_id",
+            f"WHERE {outreach}.sent_at IS NOT NULL",
+            f"{outreach}.sent_at",
+        ),
+        _latest(
+            event,
+            f"'engagement', {outreach}.lead_id, company_name, event_type",
+            f"JOIN {outreach} ON {outreach}.id = {event}.outreach_id {of_lead}",
+            "",
+            f"{event}.occurred_at",
+        ),
+    ]
+    return " UNION ALL ".join(branches) + " ORDER BY at DESC LIMIT %s"
+
+
+def _aware(at: datetime | str) -> datetime:
+    # SQLite hands a UNION's timestamps back as text (UTC, as Django stores them).
+    return at if isinstance(at, datetime) else datetime.fromisoformat(at).replace(tzinfo=UTC)
+
+
 def dashboard_activity(*, limit: int) -> list[dict[str, Any]]:
-    """The latest happenings, newest first: leads arriving, outreach sent, engagement."""
-    items: list[dict[str, Any]] = []
-    for lead in Lead.objects.only("id", "company_name", "status", "created_at").order_by("-created_at")[:limit]:
-        items.append(
-            {
-                "at": lead.created_at,
-                "kind": "lead.created",
-                "lead_id": lead.pk,
-                "summary": f"{lead.company_name} arrived ({lead.status})",
-            }
-        )
-    sent = (
-        Outreach.objects.filter(sent_at__isnull=False)
-        .select_related("lead", "variant")
-        .only("id", "sent_at", "lead__id", "lead__company_name", "variant__name")
-        .order_by("-sent_at")[:limit]
-    )
-    for outreach in sent:
-        variant = outreach.variant.name if outreach.variant else "no variant"
-        items.append(
-            {
-                "at": outreach.sent_at,
-                "kind": "outreach.sent",
-                "lead_id": outreach.lead_id,
-                "summary": f"Sent {variant} to {outreach.lead.company_name}",
-            }
-        )
-    events = (
-        EngagementEvent.objects.select_related("outreach__lead")
-        .only("id", "event_type", "occurred_at", "outreach__id", "outreach__lead__id", "outreach__lead__company_name")
-        .order_by("-occurred_at")[:limit]
-    )
-    for event in events:
-        items.append(
-            {
-                "at": event.occurred_at,
-                "kind": f"engagement.{event.event_type}",
-                "lead_id": event.outreach.lead_id,
-                "summary": f"{event.outreach.lead.company_name} {event.event_type}",
-            }
-        )
-    items.sort(key=lambda item: item["at"], reverse=True)
-    return items[:limit]
+    """The latest happenings, newest first: leads arriving, outreach sent, engagement. One query:
+    the latest `limit` of each kind, each read backward from the index on its time column
+    (lead_created_idx, outreach_sent_idx, engagement_occurred_idx), merged in the database."""
+    with connection.cursor() as cursor:
+        cursor.execute(_activity_sql(), [limit, limit, limit, limit])
+        rows = cursor.fetchall()
+    summaries = {
+        "lead": lambda company, detail: ("lead.created", f"{company} arrived ({detail})"),
+        "sent": lambda company, detail: ("outreach.sent", f"Sent {detail or 'no variant'} to {company}"),
+        "engagement": lambda company, detail: (f"engagement.{detail}", f"{company} {detail}"),
+    }
+    items = []
+    for at, kind, lead_id, company, detail in rows:
+        name, summary = summaries[kind](company, detail)
+        items.append({"at": _aware(at), "kind": name, "lead_id": lead_id, "summary": summary})
+    return items
 
 
 def _rate(numerator: int, denominator: int) -> float | None:

@@ -1,4 +1,5 @@
-"""DRF glue shared by every API view: pagination and ordering that refuse bad input.
+"""DRF glue shared by every API view: pagination (pages, or cursors for large tables) and
+ordering that refuse bad input.
 
 DRF's defaults silently clamp a page size and ignore an unknown ordering field; a caller who
 asked for something we cannot give should hear so (400), not get something else.
@@ -6,16 +7,23 @@ asked for something we cannot give should hear so (400), not get something else.
 
 from __future__ import annotations
 
+import json
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import F, Q, QuerySet
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.filters import OrderingFilter
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 
 class BoundedPageNumberPagination(PageNumberPagination):
@@ -26,13 +34,18 @@ class BoundedPageNumberPagination(PageNumberPagination):
         return settings.API_MAX_PAGE_SIZE
 
     def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return settings.API_PAGE_SIZE
-        # isdigit() alone admits digits such as "²" that int() refuses.
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
-            raise ValidationError({"page_size": [f"Must be a whole number from 1 to {self.max_page_size}."]})
-        return int(raw)
+        return requested_page_size(request)
+
+
+def requested_page_size(request: Request) -> int:
+    """`page_size` from the query, API_PAGE_SIZE without one; out of range is a 400."""
+    raw, most = request.query_params.get("page_size"), settings.API_MAX_PAGE_SIZE
+    if raw is None:
+        return settings.API_PAGE_SIZE
+    # isdigit() alone admits digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise ValidationError({"page_size": [f"Must be a whole number from 1 to {most}."]})
+    return int(raw)
 
 
 class StrictOrderingFilter(OrderingFilter):
@@ -69,3 +82,142 @@ class ItemwiseJSONParser(BoundedJSONParser):
     (DRF's strict parser refuses the whole body for one), so only the item holding one is refused."""
 
     strict = False
+
+
+_INVALID_CURSOR = "Invalid cursor: follow a next or previous link."
+
+
+class KeysetPagination(BasePagination):
+    """Pages by cursor over the view's ordering, with the row id as the last tie-break, so a page
+    is one indexed range read and never counts the table; rows inserted while a client pages
+    are neither seen twice nor make it skip any. The answer is `{next, previous, results}`; the
+    links carry an opaque `cursor`. The list hands in `.values()` rows (dicts) holding `id` and
+    the ordering fields. A field that may be NULL sorts its NULLs last in either direction."""
+
+    cursor_query_param = "cursor"
+    page_size_query_param = "page_size"
+
+    # A keyset needs a queryset to filter, where DRF's base also takes any sequence.
+    def paginate_queryset(  # type: ignore[override]
+        self, queryset: QuerySet[Any, Any], request: Request, view: Any = None
+    ) -> list[Any]:
+        self.base_url = request.build_absolute_uri()
+        size = requested_page_size(request)
+        ordering = StrictOrderingFilter().get_ordering(request, queryset, view) or ["-id"]
+        self.model = queryset.model
+        self.terms = [
+            _Term(term.lstrip("-"), term.startswith("-"), self.model._meta.get_field(term.lstrip("-")).null)
+            for term in ordering
+            if term.lstrip("-") != "id"
+        ]
+        self.terms.append(_Term("id", self.terms[0].descending if self.terms else True, False))
+        cursor = self._decode(request)
+        backward = bool(cursor and cursor[1])
+        if cursor is not None:
+            queryset = queryset.filter(self._beyond(cursor[0], backward=backward))
+        rows = list(queryset.order_by(*(term.order(backward=backward) for term in self.terms))[: size + 1])
+        page, more = rows[:size], len(rows) > size
+        if backward:
+            page.reverse()
+        # Going forward there is a previous page when we came from one; going back, a next one.
+        self.has_next, self.has_previous = (True, more) if backward else (more, cursor is not None)
+        self.page = page
+        return page
+
+    def _beyond(self, values: list[Any], *, backward: bool) -> Q:
+        """Rows after `values` in the page order (before them, going back): lexicographic over
+        the terms, the first term also bounded inclusively so an index on it serves a range."""
+        beyond, equal = Q(pk__in=[]), Q()
+        for term, value in zip(self.terms, values, strict=True):
+            beyond |= equal & term.strictly_beyond(value, backward=backward)
+            equal &= Q(**{f"{term.field}__isnull": True}) if value is None else Q(**{term.field: value})
+        first, value = self.terms[0], values[0]
+        if value is not None and not first.nullable:
+            beyond &= Q(**{f"{first.field}__{first.op(backward=backward)}e": value})
+        return beyond
+
+    def _decode(self, request: Request) -> tuple[list[Any], bool] | None:
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw is None:
+            return None
+        try:
+            fields, values, backward = json.loads(urlsafe_b64decode(raw.encode("ascii")))
+            if fields != [term.field for term in self.terms] or len(values) != len(fields):
+                raise ValueError(fields)
+            model = self.model._meta
+            # A value its field cannot hold is refused here, not by the database.
+            typed = [
+                None if v is None else model.get_field(f).to_python(v) for f, v in zip(fields, values, strict=True)
+            ]
+            return typed, bool(backward)
+        except (ValueError, TypeError, UnicodeError, DjangoValidationError):
+            raise ValidationError({self.cursor_query_param: [_INVALID_CURSOR]}) from None
+
+    def _link(self, row: dict[str, Any], *, backward: bool) -> str:
+        values = [row[term.field] for term in self.terms]
+        token = [[term.field for term in self.terms], [_json_value(value) for value in values], backward]
+        cursor = urlsafe_b64encode(json.dumps(token).encode()).decode("ascii")
+        return replace_query_param(self.base_url, self.cursor_query_param, cursor)
+
+    def get_paginated_response(self, data: Any) -> Response:
+        next_link = self._link(self.page[-1], backward=False) if self.has_next and self.page else None
+        previous_link = self._link(self.page[0], backward=True) if self.has_previous and self.page else None
+        if self.has_previous and not self.page:  # a page emptied since its link was made: start over
+            previous_link = remove_query_param(self.base_url, self.cursor_query_param)
+        return Response({"next": next_link, "previous": previous_link, "results": data})
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        link = {"type": "string", "nullable": True, "format": "uri"}
+        return {
+            "type": "object",
+            "required": ["next", "previous", "results"],
+            "properties": {"next": link, "previous": link, "results": schema},
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Where the page starts: the cursor of a next or previous link.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Rows per page.",
+                "schema": {"type": "integer"},
+            },
+        ]
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One term of a keyset ordering."""
+
+    field: str
+    descending: bool
+    nullable: bool
+
+    def op(self, *, backward: bool) -> str:
+        return "lt" if self.descending != backward else "gt"
+
+    def order(self, *, backward: bool) -> Any:
+        descending = self.descending != backward
+        if not self.nullable:  # a plain term, so an index on (field, id) serves the order as it is
+            return f"-{self.field}" if descending else self.field
+        # NULLs last going forward, hence first going back (Django takes True or None here).
+        nulls = {"nulls_first": True} if backward else {"nulls_last": True}
+        return F(self.field).desc(**nulls) if descending else F(self.field).asc(**nulls)
+
+    def strictly_beyond(self, value: Any, *, backward: bool) -> Q:
+        if value is None:  # NULLs come last: nothing beyond them going forward, every value going back
+            return Q(**{f"{self.field}__isnull": False}) if backward else Q(pk__in=[])
+        beyond = Q(**{f"{self.field}__{self.op(backward=backward)}": value})
+        return beyond | Q(**{f"{self.field}__isnull": True}) if self.nullable and not backward else beyond
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pipeline_whisperer import __version__
 from pipeline_whisperer.env import (
     SettingsError,
@@ -350,10 +352,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pipeline_whisperer.auth.HasApiAccess"],
     "DEFAULT_PARSER_CLASSES": ["pipeline_whisperer.api.BoundedJSONParser"],
+    # orjson renders a 50-row list page about 12 times faster than DRF's JSONRenderer, with the
+    # same JSON given these options (bench/json_render.py); the browsable API stays.
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "drf_orjson_renderer.renderers.ORJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "ORJSON_RENDERER_OPTIONS": (orjson.OPT_UTC_Z, orjson.OPT_NON_STR_KEYS),
     "DEFAULT_PAGINATION_CLASS": "pipeline_whisperer.api.BoundedPageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_FILTER_BACKENDS": [

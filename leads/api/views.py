@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,11 +28,27 @@ from leads.services import ingest as ingest_services
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
-from pipeline_whisperer.api import ItemwiseJSONParser
+from pipeline_whisperer.api import ItemwiseJSONParser, KeysetPagination
 from pipeline_whisperer.exceptions import InvalidInput, PayloadTooLarge
 
 
-class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class _LeanListMixin:
+    """A large collection's list: paged by cursor (no count), its rows read as `.values()` already
+    shaped as the answer, so no model instance nor serializer field is built per row (the list
+    serializer still describes the rows in the schema)."""
+
+    pagination_class: type[BasePagination] | None = KeysetPagination
+    list_columns: tuple[str, ...]
+    list_expressions: dict[str, Any] = {}
+
+    def list(self, request: Request) -> Response:
+        view: Any = self  # a GenericViewSet: the mixin only adds a list
+        rows = view.filter_queryset(view.get_queryset()).values(*self.list_columns, **self.list_expressions)
+        return view.get_paginated_response(view.paginate_queryset(rows))
+
+
+class LeadViewSet(_LeanListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    list_columns = s.LEAD_LIST_COLUMNS
     filterset_class = LeadFilter
     search_fields = ["company_name", "contact_name", "contact_email", "lightfield_id"]
     ordering_fields = ["created_at", "updated_at", "score", "company_name", "status"]
@@ -134,8 +151,10 @@ def _one_or_many(data: Any) -> list[Any]:
     raise InvalidInput("The body must be one JSON object or a non-empty list of them.")
 
 
-class EngagementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class EngagementViewSet(_LeanListMixin, viewsets.GenericViewSet):
     """Engagement with outreach: GET lists what was applied; POST queues new events."""
+
+    list_columns = s.ENGAGEMENT_COLUMNS
 
     serializer_class = s.EngagementEventSerializer
     filterset_fields = ["event_type", "outreach"]
@@ -230,21 +249,21 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
 
 class _PosteriorContextMixin:
-    """Variants serialize with their posterior summaries, computed once per response."""
+    """Variants are answered with their posterior summaries, computed once per response."""
 
     def posterior_context(self, variants: list[Variant]) -> dict[str, Any]:
         return {"posteriors": caching.experiment_posteriors_cached(variants)}
 
     def experiments_posterior_context(self, experiments: list[Experiment]) -> dict[str, Any]:
-        """Each experiment's variants compete only with each other for probability_best; each
-        experiment's decision reads its own variants' posteriors."""
-        posteriors: dict[int, selectors.VariantPosterior] = {}
-        decisions: dict[int, selectors.ExperimentDecision] = {}
-        for experiment in experiments:
-            variants = list(experiment.variants.all())
-            own = caching.experiment_posteriors_cached(variants)
-            posteriors.update(own)
-            decisions[experiment.pk] = selectors.experiment_decision(experiment, variants, own)
+        """The posteriors of every variant shown, in one cache read (each experiment's variants
+        still compete only with each other for probability_best); each experiment's decision
+        reads its own variants' posteriors."""
+        variants = {experiment.pk: list(experiment.variants.all()) for experiment in experiments}
+        posteriors = caching.experiment_posteriors_cached([v for own in variants.values() for v in own])
+        decisions = {
+            experiment.pk: selectors.experiment_decision(experiment, variants[experiment.pk], posteriors)
+            for experiment in experiments
+        }
         return {"posteriors": posteriors, "decisions": decisions}
 
 
@@ -258,9 +277,9 @@ class ExperimentViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
         return selectors.experiment_list()
 
     def _data(self, experiments: list[Experiment]) -> list[dict[str, Any]]:
-        context = {**self.get_serializer_context(), **self.experiments_posterior_context(experiments)}
-        # With many=True, .data is a ReturnList of dicts; the stubs type it as the single form's ReturnDict.
-        return s.ExperimentSerializer(experiments, many=True, context=context).data  # type: ignore[return-value]
+        context = self.experiments_posterior_context(experiments)
+        posteriors, decisions = context["posteriors"], context["decisions"]
+        return [s.experiment_answer(experiment, posteriors, decisions[experiment.pk]) for experiment in experiments]
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -335,11 +354,13 @@ class VariantViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
 
     def _answer(self, variant: Variant, code: int = status.HTTP_200_OK) -> Response:
         siblings = list(selectors.variant_list(experiment=variant.experiment))
-        return Response(s.VariantSerializer(variant, context=self.posterior_context(siblings)).data, status=code)
+        posteriors = self.posterior_context(siblings)["posteriors"]
+        return Response(s.variant_answer(variant, posteriors[variant.pk]), status=code)
 
     def list(self, request: Request, experiment_pk: str) -> Response:
         variants = list(self.get_queryset())
-        return Response(s.VariantSerializer(variants, many=True, context=self.posterior_context(variants)).data)
+        posteriors = self.posterior_context(variants)["posteriors"]
+        return Response([s.variant_answer(variant, posteriors[variant.pk]) for variant in variants])
 
     def retrieve(self, request: Request, experiment_pk: str, pk: str) -> Response:
         return self._answer(self.get_object())
@@ -370,7 +391,9 @@ class VariantViewSet(_PosteriorContextMixin, viewsets.GenericViewSet):
         return self._answer(experiment_services.variant_update(variant=self.get_object(), is_active=True))
 
 
-class OutreachViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OutreachViewSet(_LeanListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    list_columns = s.OUTREACH_COLUMNS
+    list_expressions = s.OUTREACH_EXPRESSIONS
     serializer_class = s.OutreachSerializer
     filterset_class = OutreachFilter
     search_fields = ["to_email", "subject", "lead__company_name"]

@@ -136,7 +136,8 @@ class Lead(models.Model):
             models.CheckConstraint(condition=~Q(lightfield_id=""), name="lead_lightfield_id_not_empty"),
         ]
         indexes = [
-            models.Index(fields=["status", "-created_at"], name="lead_status_created_idx"),
+            # With the id, a status filter's cursor page is one range read in the list's order.
+            models.Index(fields=["status", "-created_at", "-id"], name="lead_status_created_idx"),
             models.Index(fields=["persona", "-created_at"], name="lead_persona_created_idx"),
             models.Index(fields=["-score"], name="lead_score_idx"),
             models.Index(fields=["company_industry"], name="lead_industry_idx"),
@@ -362,7 +363,7 @@ class Outreach(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "-created_at"], name="outreach_status_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="outreach_status_created_idx"),
             models.Index(fields=["variant", "status"], name="outreach_variant_status_idx"),
             models.Index(fields=["-created_at", "-id"], name="outreach_created_idx"),
             # The dispatcher's query: what is due. Partial, so it holds only the queue.
@@ -437,6 +438,8 @@ class EngagementEvent(models.Model):
         indexes = [
             models.Index(fields=["-received_at"], name="engagement_received_idx"),
             models.Index(fields=["provider", "-received_at"], name="engagement_provider_idx"),
+            # The list's default order and cursor, and the activity feed's latest engagement.
+            models.Index(fields=["-occurred_at", "-id"], name="engagement_occurred_idx"),
         ]
 
     def __str__(self) -> str:

@@ -48,9 +48,14 @@ def test_every_operation_with_an_id_in_the_path_documents_404(document):
             assert _ref(operation, 404) == "#/components/responses/NotFound", (method, path)
 
 
-def test_a_paginated_list_documents_404_for_a_page_past_the_last(document):
-    operation = document["paths"]["/api/v1/leads"]["get"]
+def test_a_numbered_list_documents_404_for_a_page_past_the_last(document):
+    operation = document["paths"]["/api/v1/templates"]["get"]
     assert _ref(operation, 404) == "#/components/responses/NotFound"
+
+
+def test_a_cursor_list_does_not_document_404(document):
+    # A cursor page past the end is an empty page, and a bad cursor a 400.
+    assert _ref(document["paths"]["/api/v1/leads"]["get"], 404) is None
 
 
 def test_a_list_without_pages_or_ids_does_not_document_404(document):

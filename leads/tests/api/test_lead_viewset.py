@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from base64 import urlsafe_b64encode
 from datetime import timedelta
 
 import pytest
@@ -36,7 +38,7 @@ def _created(lead: Lead, ago: timedelta) -> Lead:
 def test_lead_list_is_an_empty_page_when_there_are_no_leads(api_client):
     response = api_client.get(LEADS)
     assert response.status_code == 200
-    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert response.json() == {"next": None, "previous": None, "results": []}
 
 
 def test_lead_list_shows_newest_leads_first(api_client):
@@ -65,13 +67,15 @@ def test_lead_list_rows_leave_out_the_raw_payload(api_client):
     assert "scoring_reasons" not in row
 
 
-def test_lead_list_pages_by_page_size(api_client):
+def test_lead_list_pages_by_page_size_following_next_links(api_client):
     LeadFactory.create_batch(5)
-    body = api_client.get(LEADS, {"page_size": 2, "page": 2}).json()
-    assert body["count"] == 5
-    assert len(body["results"]) == 2
-    assert "page=3" in body["next"]
-    assert body["previous"] is not None
+    first = api_client.get(LEADS, {"page_size": 2}).json()
+    assert (len(first["results"]), first["previous"]) == (2, None)
+    second = api_client.get(first["next"]).json()
+    assert len(second["results"]) == 2 and "page_size=2" in second["next"]
+    assert second["previous"] is not None
+    last = api_client.get(second["next"]).json()
+    assert (len(last["results"]), last["next"]) == (1, None)
 
 
 def test_lead_list_accepts_the_largest_page_size(api_client):
@@ -79,9 +83,23 @@ def test_lead_list_accepts_the_largest_page_size(api_client):
     assert len(_ids(api_client.get(LEADS, {"page_size": 200}))) == 3
 
 
-def test_lead_list_page_past_the_end_is_404(api_client):
+def _cursor(token: object) -> str:
+    return urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-base64!",
+        _cursor("not a list"),
+        _cursor([["created_at", "id"], ["not a time", 1], False]),
+        _cursor([["created_at", "id"], ["2026-01-01T00:00:00+00:00", "one"], False]),
+        _cursor([["score", "id"], [0.5, 1], False]),  # made for another ordering
+    ],
+)
+def test_lead_list_refuses_a_cursor_it_did_not_make(cursor, api_client):
     LeadFactory()
-    assert_problem(api_client.get(LEADS, {"page": 5}), 404)
+    assert_problem(api_client.get(LEADS, {"cursor": cursor}), 400, errors=["cursor"])
 
 
 @pytest.mark.parametrize("page_size", ["0", "201", "abc", "-1", "2.5", ""])
@@ -99,8 +117,8 @@ def test_lead_list_refuses_a_page_size_of_non_ascii_digits(api_client):
 def test_lead_list_query_count_does_not_grow_with_rows(rows, api_client, django_assert_num_queries):
     LeadFactory.create_batch(rows)
     api_client.get(LEADS)  # the first call records the key's use; later ones within a minute do not
-    # API key, count, page.
-    with django_assert_num_queries(3):
+    # API key, page: a cursor page counts nothing.
+    with django_assert_num_queries(2):
         response = api_client.get(LEADS)
     assert len(response.json()["results"]) == rows
 

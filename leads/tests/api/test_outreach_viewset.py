@@ -79,8 +79,8 @@ def test_outreach_list_query_count_does_not_grow_with_rows(rows, api_client, dja
     variant = VariantFactory(experiment=experiment)
     OutreachFactory.create_batch(rows, variant=variant)
     api_client.get(OUTREACH)  # the first call records the key's use
-    # API key, count, page with lead, variant and experiment joined.
-    with django_assert_num_queries(3):
+    # API key, page with lead and variant joined (a cursor page counts nothing).
+    with django_assert_num_queries(2):
         response = api_client.get(OUTREACH)
     assert len(response.json()["results"]) == rows
 
@@ -197,5 +197,5 @@ def test_outreach_list_refuses_a_bad_page_size(page_size, api_client):
 def test_outreach_list_pages(api_client):
     OutreachFactory.create_batch(3)
     body = api_client.get(OUTREACH, {"page_size": 2}).json()
-    assert (body["count"], len(body["results"])) == (3, 2)
-    assert "page=2" in body["next"]
+    assert len(body["results"]) == 2
+    assert len(api_client.get(body["next"]).json()["results"]) == 1

@@ -56,7 +56,15 @@ def test_schema_documents_the_api_key_header(staff_client):
 def test_schema_documents_the_lead_filters(staff_client):
     parameters = {p["name"] for p in _schema(staff_client)["paths"]["/api/v1/leads"]["get"]["parameters"]}
     expected = {"status", "persona", "min_score", "max_score", "industry", "created_after", "created_before"}
-    assert expected | {"search", "ordering", "page", "page_size"} <= parameters
+    assert expected | {"search", "ordering", "cursor", "page_size"} <= parameters
+
+
+@pytest.mark.parametrize("path", ["/api/v1/leads", "/api/v1/outreach", "/api/v1/engagements"])
+def test_schema_documents_cursor_pages_without_a_count(path, staff_client):
+    document = _schema(staff_client)
+    reference = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    page = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    assert set(page["properties"]) == {"next", "previous", "results"}
 
 
 def test_schema_needs_authentication(anonymous_client):
