@@ -28,6 +28,7 @@ from bench.api_inprocess import ENV, RESULTS  # noqa: E402
 from tests.stand_ins import free_port  # noqa: E402
 
 CONFIGURATIONS = [("sync", 1), ("gthread", 1), ("gthread", 4), ("gthread", 8)]
+SOCKET_ERRORS = ("connect_errors", "read_errors", "write_errors", "timeouts")
 ENDPOINTS = [("lead stats (cached)", "/api/v1/leads/stats", True), ("liveness", "/health/liveness", False)]
 
 
@@ -45,7 +46,7 @@ def serve(worker_class: str, threads: int) -> tuple[subprocess.Popen[bytes], str
     }
     command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--worker-class", worker_class]
     command += ["--access-logfile", "/dev/null"]  # wrk's own lines would cost the server as in production
-    process = subprocess.Popen([*command, "pipeline_whisperer.wsgi:application"], cwd=ROOT, env=env)  # noqa: S603
+    process = subprocess.Popen([*command, "pipeline_whisperer.wsgi:application"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -110,7 +111,7 @@ def main() -> None:
     for label, figures in runs.items():
         rate = statistics.median(run["requests_per_s"] for run in figures)
         p99 = statistics.median(run["p99_us"] for run in figures) / 1000
-        errors = sum(run[key] for run in figures for key in ("connect_errors", "read_errors", "write_errors", "timeouts"))
+        errors = sum(run[key] for run in figures for key in SOCKET_ERRORS)
         non_2xx = sum(run["non_2xx_3xx"] for run in figures)
         lines.append(f"| {label} | {rate:.0f} | {p99:.1f} | {errors} | {non_2xx} |")
     (RESULTS / "gunicorn_workers.json").write_text(json.dumps(runs, indent=2))
