@@ -27,6 +27,10 @@ wsgi_app = "pipeline_whisperer.wsgi:application"
 # A container must listen on every interface; the network policy and the proxy decide who reaches it.
 bind = [env_str("GUNICORN_BIND", f"0.0.0.0:{env_int('PORT', 8000, minimum=1)}")]
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
+# gthread, not sync: a sync worker serves one connection at a time and closes it after each
+# answer (no keep-alive), so probes and API clients behind a proxy pay a new connection per
+# request and one slow request holds the worker; bench/gunicorn_workers.py measured liveness at
+# 268 req/s on sync against 983-2,153 on gthread with 1-8 threads (one run, machine loaded).
 worker_class = "gthread"
 threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)

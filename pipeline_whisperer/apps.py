@@ -8,4 +8,12 @@ class PipelineWhispererConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
         from pipeline_whisperer import checks, lockouts, schema  # noqa: F401  (register a system check, a lockout receiver, the OpenAPI auth extension)
+        from pipeline_whisperer.auth import api_key_changed_receiver
+        from pipeline_whisperer.models import ApiKey
+
+        # Workers remember verified keys until the keys change (pipeline_whisperer.auth).
+        post_save.connect(api_key_changed_receiver, sender=ApiKey, dispatch_uid="api-key-saved")
+        post_delete.connect(api_key_changed_receiver, sender=ApiKey, dispatch_uid="api-key-deleted")

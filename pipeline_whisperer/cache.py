@@ -27,7 +27,9 @@ from typing import Any, TypeVar, cast
 from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
+from django_redis.cache import RedisCache
 from prometheus_client import Counter
+from redis.exceptions import NoScriptError
 
 from pipeline_whisperer.resilience import CircuitBreaker
 
@@ -35,8 +37,21 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # Part of every key: bump it when the shape of cached values changes, so a deploy never reads
-# values pickled by the previous release.
-KEY_FORMAT = 1
+# values pickled by the previous release. 2: generations stored as plain strings (not pickled),
+# so the lookup script can build the value's key from one.
+KEY_FORMAT = 2
+# On Redis, the family's generation (made if missing, from ARGV[1]) and the value stored under it,
+# in one round trip instead of two. KEYS[1]: the generation; the value's key is ARGV[2] ..
+# generation .. ARGV[3] (built inside, so not declared: fine on one Redis, not on a cluster).
+_LOOKUP_SCRIPT = """
+local generation = redis.call('GET', KEYS[1])
+if not generation then
+  generation = ARGV[1]
+  redis.call('SET', KEYS[1], generation)
+end
+return {generation, redis.call('GET', ARGV[2] .. generation .. ARGV[3])}
+"""
+_LOOKUP_SCRIPT_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode()).hexdigest()  # noqa: S324  # Redis names scripts by SHA-1
 
 CACHE_REQUESTS = Counter(
     "pipeline_cache_requests_total",
@@ -151,9 +166,28 @@ def _count(name: str, result: str, value: T) -> T:
 def _lookup(name: str, parts: Sequence[Hashable], family: str | None) -> tuple[str, Any]:
     """The value's key (under the family's current generation) and what the cache holds there."""
     digest = hashlib.blake2b(repr(tuple(parts)).encode(), digest_size=16).hexdigest()
+    cache = caches["default"]
+    if family and isinstance(cache, RedisCache):
+        return _lookup_on_redis(cache, name, digest, family)
     generation = _generation(family) if family else "-"
     key = f"cached:{KEY_FORMAT}:{name}:{generation}:{digest}"
-    return key, caches["default"].get(key, _MISSING)
+    return key, cache.get(key, _MISSING)
+
+
+def _lookup_on_redis(cache: RedisCache, name: str, digest: str, family: str) -> tuple[str, Any]:
+    client = cache.client.get_client(write=True)
+    keys_and_args = [
+        cache.make_key(_generation_key(family)),
+        uuid.uuid4().hex,
+        cache.make_key(f"cached:{KEY_FORMAT}:{name}:"),
+        f":{digest}",
+    ]
+    try:
+        generation, raw = client.evalsha(_LOOKUP_SCRIPT_SHA, 1, *keys_and_args)
+    except NoScriptError:  # first use on this Redis, or after a restart or SCRIPT FLUSH
+        generation, raw = client.eval(_LOOKUP_SCRIPT, 1, *keys_and_args)
+    key = f"cached:{KEY_FORMAT}:{name}:{generation.decode()}:{digest}"
+    return key, _MISSING if raw is None else cache.client.decode(raw)
 
 
 def _generation(family: str) -> str:
@@ -196,7 +230,11 @@ def _publish_generation(family: str) -> None:
 
 
 def _set_generation(family: str) -> None:
-    caches["default"].set(_generation_key(family), uuid.uuid4().hex, timeout=None)
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):  # a plain string, as the lookup script reads it
+        cache.client.get_client(write=True).set(cache.make_key(_generation_key(family)), uuid.uuid4().hex)
+    else:
+        cache.set(_generation_key(family), uuid.uuid4().hex, timeout=None)
     CACHE_INVALIDATIONS.labels(family=family).inc()
 
 

@@ -2,26 +2,39 @@
 (per client IP, counters of their own), counted in the shared rate-limit cache.
 
 The middleware runs before DRF authenticates, so a request that fails authentication still
-counts against its IP and keys cannot be guessed at speed. Counting is django-ratelimit's
-`get_usage` on the `RATELIMIT_USE_CACHE` alias (Redis in production), so limits hold across
-workers and hosts. Every limited answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`
-(seconds) for the limit closest to running out; request limit+1 gets 429 problem+json.
+counts against its IP and keys cannot be guessed at speed. The counters live in the
+`RATELIMIT_USE_CACHE` alias (Redis in production), so limits hold across workers and hosts.
+Every limited answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) for the
+limit closest to running out; request limit+1 gets 429 problem+json.
+
+Windows are fixed, as django-ratelimit's are, and each identity's starts at its own offset within
+the period (so a crowd of clients does not all reset at once). All the request's counters (two
+windows for its address, two for its key) move in ONE Redis round trip: a Lua script increments
+them and reads the API-key generation (`pipeline_whisperer.auth`) beside them. django-ratelimit's
+`get_usage` took two or three round trips per counter (about ten per request, the largest part of
+the API's fixed cost); its `Ratelimited` exception and system checks are still used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
+import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.core.cache import BaseCache, caches
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import get_usage
+from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
 from prometheus_client import Counter
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from pipeline_whisperer.auth import API_KEY_GENERATION_KEY
 from pipeline_whisperer.exceptions import RateLimited, ServiceUnavailable, problem_response
 
 logger = logging.getLogger(__name__)
@@ -32,8 +45,22 @@ RATELIMITED_REQUESTS = Counter(
 BACKEND_ERRORS = Counter(
     "pipeline_ratelimit_backend_errors", "Requests whose rate-limit counters could not be reached."
 )
-# What a Redis outage looks like through django-redis (without IGNORE_EXCEPTIONS).
+# What a Redis outage looks like, through django-redis (without IGNORE_EXCEPTIONS) or its client.
 BACKEND_FAILURES = (RedisError, ConnectionInterrupted)
+WINDOWS = (("minute", 60), ("hour", 3600))
+# KEYS: the counters, then the generation key; ARGV: each counter's time to live in seconds.
+# Returns each counter after its increment, then the generation (0 before the first change).
+_COUNT_SCRIPT = """
+local result = {}
+for i = 1, #ARGV do
+  local count = redis.call('INCR', KEYS[i])
+  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[i]) end
+  result[i] = count
+end
+result[#ARGV + 1] = tonumber(redis.call('GET', KEYS[#ARGV + 1]) or '0')
+return result
+"""
+_COUNT_SCRIPT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324  # Redis names scripts by SHA-1
 API_PREFIX = "/api/"
 # Limited paths and the name of their counters. The unsubscribe pages count apart from the API,
 # so a busy API client cannot use up a recipient's unsubscribe (nor the reverse).
@@ -42,7 +69,7 @@ _NOUNS = {"ip": "address", "key": "API key"}
 
 
 class CounterUnavailable(Exception):
-    """django-ratelimit could neither add nor increment a counter."""
+    """A counter could be neither added nor incremented."""
 
 
 @dataclass(frozen=True)
@@ -102,25 +129,67 @@ def _api_key_identity(request: HttpRequest) -> str | None:
     return prefix if dot and prefix else None
 
 
-def rate_limit_count(*, request: HttpRequest, area: str = "api") -> list[Usage]:
+def window_end(identity: str, period: int, now: int) -> int:
+    """The end (Unix seconds) of `identity`'s fixed window of `period` seconds that holds `now`.
+
+    Windows are offset per identity by a hash of it (django-ratelimit's scheme), so not every
+    client's minute ends at the same second.
+    """
+    end = now - now % period + zlib.crc32(identity.encode()) % period
+    return end if end > now else end + period
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The request's counters after it, and the API-key generation read in the same round trip
+    (None where the counters' cache cannot say: then no verified key may be reused)."""
+
+    usages: list[Usage]
+    api_key_generation: int | None
+
+
+def rate_limit_count(*, request: HttpRequest, area: str = "api") -> Counted:
     """Count the request against every limit of `area` (a LIMITED_PREFIXES name) that applies to
     it; raises BACKEND_FAILURES or CounterUnavailable when the counters cannot be reached."""
     identities = [("ip", ip_identity(client_ip(request)))]
     key_prefix = _api_key_identity(request) if area == "api" else None
     if key_prefix:
         identities.append(("key", key_prefix))
-    rates = (("minute", f"{settings.RATE_LIMIT_PER_MINUTE}/m"), ("hour", f"{settings.RATE_LIMIT_PER_HOUR}/h"))
-    usages = []
-    for scope, identity in identities:
-        for window, rate in rates:
-            usage = get_usage(
-                request, group=f"{area}-{scope}", key=lambda _group, _request, v=identity: v, rate=rate, increment=True
-            )
-            # django-ratelimit reports a counter it could not read as limit 0 (fail closed).
-            if usage is None or usage["limit"] == 0:
-                raise CounterUnavailable(f"no counter for {scope} at {rate}")
-            usages.append(Usage(scope, window, usage["limit"], usage["count"], max(1, usage["time_left"])))
-    return usages
+    limits = {"minute": settings.RATE_LIMIT_PER_MINUTE, "hour": settings.RATE_LIMIT_PER_HOUR}
+    now = int(time.time())
+    windows = [
+        (scope, window, window_end(identity, period, now), f"ratelimit:{area}-{scope}:{window}:{identity}")
+        for scope, identity in identities
+        for window, period in WINDOWS
+    ]
+    names = [f"{name}:{end}" for _, _, end, name in windows]
+    lifetimes = [end - now + 1 for _, _, end, _ in windows]
+    *counts, generation = _count(caches[settings.RATELIMIT_USE_CACHE], names, lifetimes)
+    usages = [
+        Usage(scope, window, limits[window], count, max(1, end - now))
+        for (scope, window, end, _), count in zip(windows, counts, strict=True)
+    ]
+    return Counted(usages, generation)
+
+
+def _count(cache: BaseCache, names: list[str], lifetimes: list[int]) -> list[Any]:
+    """Increment each counter (made to expire after its lifetime) and read the generation: one
+    script call on Redis; cache calls elsewhere (the embedded shape's local memory)."""
+    if isinstance(cache, RedisCache):
+        keys = [cache.make_key(name) for name in [*names, API_KEY_GENERATION_KEY]]
+        client = cache.client.get_client(write=True)
+        try:
+            return list(client.evalsha(_COUNT_SCRIPT_SHA, len(keys), *keys, *lifetimes))
+        except NoScriptError:  # first use on this Redis, or after a restart or SCRIPT FLUSH
+            return list(client.eval(_COUNT_SCRIPT, len(keys), *keys, *lifetimes))
+    counts = []
+    for name, lifetime in zip(names, lifetimes, strict=True):
+        cache.add(name, 0, timeout=lifetime)
+        try:
+            counts.append(cache.incr(name))
+        except ValueError as error:  # gone between add and incr: the cache is evicting
+            raise CounterUnavailable(str(error)) from error
+    return [*counts, int(cache.get(API_KEY_GENERATION_KEY, 0))]
 
 
 def _set_headers(response: HttpResponse, usage: Usage) -> None:
@@ -140,9 +209,12 @@ class RateLimitMiddleware:
         if not settings.RATELIMIT_ENABLE or not area:
             return self.get_response(request)
         try:
-            usages = rate_limit_count(request=request, area=area)
+            counted = rate_limit_count(request=request, area=area)
         except (*BACKEND_FAILURES, CounterUnavailable) as error:
             return self._without_counters(request, error)
+        # Read by the API-key authentication: whether a key verified earlier is still good.
+        request.api_key_generation = counted.api_key_generation  # type: ignore[attr-defined]
+        usages = counted.usages
         exceeded = [usage for usage in usages if usage.exceeded]
         if not exceeded:
             response = self.get_response(request)

@@ -1,6 +1,6 @@
 """Helpers for tests that count requests against the API rate limits.
 
-django-ratelimit's windows are fixed and each identity's minute starts at its own offset, so a
+The rate limits' windows are fixed and each identity's minute starts at its own offset, so a
 test that sends N requests must not straddle a window's end: these wait, before the test
 counts anything, until every window it uses has enough of its minute left.
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 
-from django_ratelimit.core import _get_window  # private, but it is the window the counters use
+from pipeline_whisperer.ratelimit import window_end
 
 
 def seconds_left_in_minute(identity: str) -> int:
-    return _get_window(identity, 60) - int(time.time())
+    now = int(time.time())
+    return window_end(identity, 60, now) - now
 
 
 def wait_for_fresh_minutes(*identities: str, needed: int) -> None:

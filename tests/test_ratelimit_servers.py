@@ -1,16 +1,19 @@
-"""Rate limits hold across server processes: two real servers share their counters in Redis."""
+"""Across server processes: two real servers share their rate-limit counters in Redis, and a
+revoked API key that both remember is refused by both within a second."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPResponse
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from pipeline_whisperer.models import ApiKey
 from tests.ratelimit_windows import wait_for_fresh_minutes
@@ -93,3 +96,15 @@ def test_request_61_within_a_minute_gets_429_across_two_server_processes(two_ser
     assert response.getheader("X-RateLimit-Limit") == "60"
     assert response.getheader("X-RateLimit-Remaining") == "0"
     assert response.getheader("X-RateLimit-Reset") == str(retry_after)
+
+
+def test_a_revoked_key_is_refused_by_every_server_within_a_second(two_servers):
+    api_key, key = ApiKey.objects.create_key(name="revoked while remembered", scope=ApiKey.Scope.READ)
+    for port in two_servers:  # each server verifies and remembers the key
+        for _ in range(2):
+            assert _get(port, key)[0].status == 200
+    revoked_at = time.monotonic()
+    call_command("apikey", "revoke", api_key.prefix, verbosity=0)
+    statuses = [_get(port, key)[0].status for port in two_servers]
+    assert statuses == [401, 401]
+    assert time.monotonic() - revoked_at < 1.0

@@ -164,3 +164,31 @@ def test_an_invalidation_that_failed_is_published_before_the_next_read(
         cache_invalidate(family=FAMILY)  # Redis unreachable: the new generation cannot be stored
     settings.CACHES = working  # reachable again, still holding version 1 under the old generation
     assert read(name, source) == {"version": 2}
+
+
+def test_a_hit_on_redis_is_one_round_trip(name, throwaway_redis):
+    import redis
+
+    def calls() -> dict[str, int]:
+        stats = redis.Redis.from_url(throwaway_redis.url).info("commandstats")
+        return {key.removeprefix("cmdstat_"): figures["calls"] for key, figures in stats.items()}
+
+    source = Source()
+    read(name, source)  # a miss: the generation made, the value stored
+    before = calls()
+    assert read(name, source) == {"version": 1}
+    after = calls()
+    moved = {key: total - before.get(key, 0) for key, total in after.items() if total != before.get(key, 0)}
+    for ours in ("info", "client|setinfo", "hello"):  # reading these figures
+        moved.pop(ours, None)
+    # One script call, and inside it the generation's read and the value's.
+    assert moved == {"evalsha": 1, "get": 2}
+    assert (source.computed, requests(name, "hit")) == (1, 1)
+
+
+def test_an_invalidation_on_redis_is_seen_by_the_next_read(name, throwaway_redis, transactional_db):
+    source = Source()
+    read(name, source)
+    source.version = 2
+    cache_invalidate(family=FAMILY)  # outside a transaction: at once
+    assert read(name, source) == {"version": 2}

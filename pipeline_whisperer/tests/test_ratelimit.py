@@ -214,3 +214,46 @@ def test_api_answers_503_when_redis_is_down_and_failing_closed(settings, throwaw
     response = read_client.get(LEADS)
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
+
+
+# --- one round trip ----------------------------------------------------------------------------
+
+
+def _command_calls(server: RedisServer) -> dict[str, int]:
+    import redis
+
+    stats = redis.Redis.from_url(server.url).info("commandstats")
+    return {name.removeprefix("cmdstat_"): figures["calls"] for name, figures in stats.items()}
+
+
+def test_all_counters_of_a_request_move_in_one_redis_round_trip(throwaway_redis, read_client):
+    read_client.get(LEADS)  # loads the script into this Redis and creates the counters
+    before = _command_calls(throwaway_redis)
+    response = read_client.get(LEADS)
+    after = _command_calls(throwaway_redis)
+    calls = {name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)}
+    calls.pop("info", None)  # ours, reading these figures
+    calls.pop("client|setinfo", None)  # and our connection's handshake
+    calls.pop("hello", None)
+    # One script call, and inside it the four counters' increments and the generation's read.
+    assert calls == {"evalsha": 1, "incr": 4, "get": 1}
+    assert response["X-RateLimit-Remaining"] == "58"
+
+
+def test_counters_survive_a_script_flush(throwaway_redis, read_client):
+    import redis
+
+    read_client.get(LEADS)
+    redis.Redis.from_url(throwaway_redis.url).script_flush()
+    assert read_client.get(LEADS)["X-RateLimit-Remaining"] == "58"
+
+
+def test_each_identity_has_its_own_offset_within_the_period():
+    from pipeline_whisperer.ratelimit import window_end
+
+    now = 1_800_000_000
+    ends = {window_end(f"10.0.0.{number}", 60, now) for number in range(20)}
+    assert all(now < end <= now + 60 for end in ends)
+    assert len(ends) > 5  # not all the same second
+    assert window_end("10.0.0.1", 60, now) == window_end("10.0.0.1", 60, now + 1)  # fixed within the window
+    assert window_end("10.0.0.1", 3600, now) - now <= 3600

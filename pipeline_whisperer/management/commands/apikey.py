@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from pipeline_whisperer.auth import api_keys_changed
 from pipeline_whisperer.models import ApiKey
 
 
@@ -53,6 +54,7 @@ class Command(BaseCommand):
 
     def _revoke(self, *, prefix: str, verbosity: int, **_: Any) -> None:
         updated = ApiKey.objects.filter(prefix=prefix, revoked=False).update(revoked=True)
+        api_keys_changed()  # update() sends no post_save: workers must forget the key all the same
         if not updated:
             raise CommandError(f"no active API key has the prefix {prefix!r}")
         if verbosity >= 1:
