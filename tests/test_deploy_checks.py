@@ -134,7 +134,7 @@ def test_checkov_fails_on_a_finding_in_each_kind_of_file(tmp_path: Path) -> None
         ("pipeline-whisperer-web.service", "/.venv/bin/gunicorn ", "/.venv/bin/gunicron ", "gunicron"),
         (
             "pipeline-whisperer-backup.timer",
-            "OnCalendar=*-*-* 03:15:00 UTC",
+            "OnCalendar=*-*-* *:15:00 UTC",
             "OnCalendar=nightly",
             "Failed to parse calendar",
         ),
