@@ -1,30 +1,45 @@
 """A campaign with real timing through the real services: are the posteriors honest, and when to stop?
 
-Seeded simulation on PostgreSQL (the database `pw_bench_campaign`, dropped and created per run).
-For each true-rate set and seed, one experiment of one variant per rate; SENDS leads arrive evenly
-over DAYS days, in ticks of TICK_HOURS on a clock the bench controls. Each tick, in order:
-  1. conversions due by then are applied with `leads.services.feedback.engagement_apply` at their
-     own time (the delay from the send is exponential, mean 3 days; one past the 14-day window
-     never arrives);
+Seeded simulation on PostgreSQL: each of WORKERS processes runs campaigns one after another on
+its own database (`pw_bench_campaign_N`, dropped and created per run). For each true-rate set and
+seed, one experiment of one variant per rate; SENDS leads arrive evenly over DAYS days, in ticks of
+TICK_HOURS on a clock the bench controls. Each tick, in order:
+  1. conversions due by then are applied, as one batch, with
+     `leads.services.feedback.engagement_apply_batch` at their own times (the delay from the send
+     is exponential, mean 3 days; one past the 14-day window never arrives);
   2. `outreach_expire_stale(now=tick)` closes the sends whose window ended (failure rewards);
-  3. the tick's leads go through `outreach_schedule_batch(now=tick)` (eligibility, Thompson
-     sampling on the adjusted posteriors, rendering) and are marked sent at the tick with
+  3. the tick's leads are created and go through `outreach_schedule_batch(now=tick)` (eligibility,
+     Thompson sampling on the adjusted posteriors, rendering) and are marked sent at the tick with
      `leads.services.dispatch.dispatch_record` (what the dispatcher does after SMTP; no mail);
   4. once a simulated day, the stopping rule as staff see it (`selectors.experiment_posteriors`
-     and `selectors.experiment_decision`), until it first names a winner.
+     and `selectors.experiment_decision`), until it first names a winner; days on which it cannot
+     decide are skipped by an exact test (a variant below its minimum of resolved sends) or a
+     1,000-draw screen far from a decision (see `_far_from_decision`).
 At the end (the last tick, sends still pending) each rule's posterior per variant: "adjusted" is
 `selectors.variant_adjusted_arms` (what the outreach stage draws from); "stored counters" is the
 variants' alpha/beta alone (failures counted only at window end), from the same campaign.
 
-The baseline is Thompson sampling with instant rewards: `leads.bandit.choose` over Beta(1+s, 1+f)
-with every outcome known at once, the same rates, seeds and number of sends, no database.
+Common random numbers: per seed, the nth send's uniform and conversion delay are drawn in advance
+(`lead_outcomes`); it converts iff its uniform is below its variant's true rate. The baseline,
+Thompson sampling with instant rewards (`leads.bandit.choose` over Beta(1+s, 1+f), every outcome
+known at once, no database), reads the same list with the same choice seed, so the regret ratio
+(ratio of mean regrets, with a seeded paired-bootstrap 95% interval over seeds) is the delay's.
+
+Stopping campaigns (--stop-rates NAME:SEEDS): the same, at STOP_DAILY sends a day in ticks of
+STOP_TICK_HOURS, each until the rule names a winner or the fixed-horizon test's sends are reached
+(among equal arms, where no test has a horizon, those of 4/5/6): accuracy and median sends to
+decision against the fixed-horizon sends, where 3,000 sends cannot decide a close set.
 
 The fixed-horizon A/B test of the same power: the per-arm sample size of a two-sided two-proportion
 z-test of the best rate against the runner-up, alpha 0.05 Bonferroni-corrected over the k-1
 comparisons with the best, power 0.95 (the stopping rule's accuracy target), times k arms:
 n = (z_{1-a/2} sqrt(2 pbar (1-pbar)) + z_{power} sqrt(p1 (1-p1) + p2 (1-p2)))^2 / (p1 - p2)^2.
 
-    python bench/campaign.py --seeds 8 --sends 3000
+    make bench-campaign   # python bench/campaign.py --rates 2/5/10:40,4/5/6:40,5/5/5:14 \
+                          #   --stop-rates 2/5/10:10,4/5/6:10 --workers 3
+    python bench/campaign.py --from-json   # summarise bench/results/campaign.json again (or a run cut short)
+
+Where a campaign's time goes: bench/profile_campaign.py (one campaign in-process, pyinstrument).
 """
 
 from __future__ import annotations
