@@ -58,7 +58,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -276,7 +276,7 @@ def _campaign(
             dispatch_record(deliveries=[Delivery(outreach) for outreach in scheduled], now=now)
         sent = upto
         for outreach in scheduled:
-            rate = true_rate[outreach.variant_id]
+            rate = true_rate[cast(int, outreach.variant_id)]  # every lead of the bench is chosen a variant
             uniform, delay_days = outcomes[len(chosen_rates)]
             chosen_rates.append(rate)
             if uniform < rate and delay_days < WINDOW_DAYS:
