@@ -1,6 +1,8 @@
 # Two commands on a fresh machine: `make run` and `make test`. Everything else is a helper.
 PYTHON ?= python3
 VENV := .venv
+# A comma inside a function call, as in $(or $(RATES),a:1$(comma)b:2).
+comma := ,
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
@@ -110,8 +112,9 @@ bench-pipeline: $(DEV_STAMP)  ## pipeline stages beside two bare-consumer ceilin
 bench-backup: $(DEV_STAMP)  ## backup/restore of 1M leads on PostgreSQL against plain pg_dump/pg_restore, and with upload/download to a loopback S3 server (results in bench/results/)
 	$(BIN)/python bench/backup_restore.py --leads $(or $(LEADS),1000000) --runs 3
 
-bench-campaign: $(DEV_STAMP)  ## seeded campaigns with delayed rewards through the real services on PostgreSQL (SEEDS SENDS; results in bench/results/)
-	$(BIN)/python bench/campaign.py --seeds $(or $(SEEDS),8) --sends $(or $(SENDS),3000)
+bench-campaign: $(DEV_STAMP)  ## seeded campaigns with delayed rewards through the real services on PostgreSQL, and stopping campaigns (RATES STOP_RATES WORKERS; results in bench/results/)
+	$(BIN)/python bench/campaign.py --rates $(or $(RATES),2/5/10:40$(comma)4/5/6:40$(comma)5/5/5:14) \
+		--stop-rates $(or $(STOP_RATES),2/5/10:10$(comma)4/5/6:10) --workers $(or $(WORKERS),3)
 
 clean:
 	rm -rf $(VENV) $(DEPLOYCHECK_VENV) .pytest_cache .ruff_cache .grimp_cache .import_linter_cache
