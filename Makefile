@@ -96,7 +96,8 @@ audit: $(DEV_STAMP)  ## known vulnerabilities in the pinned runtime dependencies
 
 bench: bench-api bench-webhooks bench-pipeline bench-backup  ## every benchmark (tens of minutes; results in bench/results/)
 
-bench-api: $(DEV_STAMP)  ## API load with wrk against gunicorn and bare-WSGI ceilings (apt-get install -y wrk)
+bench-api: $(DEV_STAMP)  ## CPU ms per request in process, then API load with wrk against gunicorn and bare-WSGI ceilings (apt-get install -y wrk)
+	$(BIN)/python bench/api_inprocess.py
 	$(BIN)/python bench/api_load.py --duration $(or $(DURATION),20) --runs $(or $(RUNS),3)
 
 soak: $(DEV_STAMP)  ## mixed load through a stage crash, a Redis restart and a frozen broker; then checks
