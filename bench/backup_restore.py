@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "pw_bench_backup"
+TARGET_RATIO = 1.2  # ours / plain, backup and restore (issue 17)
 BUCKET = "pw-bench-backup"
 # The S3 server takes any key; these keep boto3 away from the machine's profile and instance metadata.
 S3_ENV = {
@@ -77,6 +78,7 @@ def main() -> None:
     summary["upload_ratio"] = round(summary["ours_backup_upload_seconds"] / summary["plain_backup_seconds"], 2)
     summary["download_ratio"] = round(summary["ours_download_restore_seconds"] / summary["plain_restore_seconds"], 2)
     summary["size_ratio"] = round(summary["ours_mb"] / summary["plain_mb"], 3)
+    summary["load_average"] = [round(load, 2) for load in os.getloadavg()]
     write_results(args.leads, runs, summary)
 
 
@@ -194,8 +196,16 @@ def write_results(leads: int, runs: list[dict[str, float]], summary: dict[str, f
         "",
         "Ours includes what plain tools skip: Django start-up, row counts in the dump's snapshot, a",
         "read-back check, sha256, fsync and the manifest (backup); the checksum check, dropping every",
-        "table first in the same transaction, and row counts afterwards (restore). Target: within 1.2x.",
+        "table first in the same transaction, and row counts afterwards (restore).",
         "The upload and download go to a loopback S3 server (moto): no network, so these are floors.",
+        "",
+        "Targets (within 1.2x of the plain tools):",
+        *(
+            f"- {'met' if summary[key] <= TARGET_RATIO else 'MISSED'}: {what} {summary[key]}x"
+            for key, what in (("backup_ratio", "backup"), ("restore_ratio", "restore"))
+        ),
+        "",
+        f"Load average when the runs ended: {summary['load_average']} (`os.getloadavg()`, 1/5/15 minutes).",
         "",
         "For docs/OPERATIONS.md (RPO and RTO, hourly schedule): RPO 1 hour plus "
         f"{summary['ours_backup_upload_seconds']} s (backup plus upload); RTO from "
