@@ -4,6 +4,8 @@ is held to the same rule."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import models
 from django.urls import reverse
@@ -22,7 +24,7 @@ def _id_filters() -> list[tuple[str, str]]:
     """(list URL, query parameter) for each filter on a primary or foreign key."""
     found = []
     for _prefix, viewset, basename in router.registry:
-        view = viewset(action="list", request=None, format_kwarg=None)
+        view: Any = viewset(action="list", request=None, format_kwarg=None)  # the router types them loosely
         if not (getattr(view, "filterset_class", None) or getattr(view, "filterset_fields", None)):
             continue
         queryset = view.get_queryset()
