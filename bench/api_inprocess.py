@@ -17,7 +17,8 @@ The database `pw_bench_inprocess` is dropped, created, migrated and seeded by be
 (LEADS leads, 20 variants, OUTREACH outreach) unless --reuse is given.
 
     python bench/api_inprocess.py [--leads 10000] [--requests 400] [--rounds 5] [--reuse]
-    python bench/api_inprocess.py --reuse --profile "lead stats"   # pyinstrument call tree
+    python bench/api_inprocess.py --reuse --profile "lead stats"   # pyinstrument call tree, SQL, cache reads
+    python bench/api_inprocess.py --variants 9 --experiments 3 --profile experiments   # the load bench's 10k set
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-DATABASE = "pw_bench_inprocess"
+DATABASE = os.environ.get("BENCH_INPROCESS_DATABASE", "pw_bench_inprocess")
 ENV = {
     "DJANGO_SETTINGS_MODULE": "pipeline_whisperer.settings",
     "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}",
@@ -71,7 +72,7 @@ FLOOR = [
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def prepare_database(*, leads: int, outreach: int) -> str:
+def prepare_database(*, leads: int, variants: int, experiments: int, outreach: int) -> str:
     """A fresh, migrated and seeded bench database; returns a new write API key."""
     import psycopg
 
@@ -81,7 +82,7 @@ def prepare_database(*, leads: int, outreach: int) -> str:
     env = {**os.environ, **ENV}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     output = subprocess.run(
-        [sys.executable, "bench/api_seed.py", str(leads), "20", str(outreach)],
+        [sys.executable, "bench/api_seed.py", *(str(n) for n in (leads, variants, outreach, experiments))],
         cwd=ROOT,
         env=env,
         check=True,
@@ -223,14 +224,35 @@ def profile(app: WsgiApp, environ: dict[str, Any], *, name: str, requests: int) 
             call(app, environ)
     slug = "".join(char if char.isalnum() else "-" for char in name.lower()).strip("-")
     path = RESULTS / f"api_inprocess_profile_{slug}.txt"
-    path.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    path.write_text(profiler.output_text(unicode=True, color=False, show_all=False) + reads_of_one(app, environ))
     return path
+
+
+def reads_of_one(app: WsgiApp, environ: dict[str, Any]) -> str:
+    """The SQL of one more request and the cache outcomes of the whole loop: a value recomputed
+    on every request (a key that keeps changing) shows as misses, not hits."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from prometheus_client import REGISTRY
+
+    with CaptureQueriesContext(connection) as queries:
+        call(app, environ)
+    lines = [f"\nSQL of one request ({len(queries.captured_queries)} statements):"]
+    lines += [f"  {query['sql'][:160]}" for query in queries.captured_queries]
+    lines.append("Cache reads of this run:")
+    for metric in REGISTRY.collect():
+        if metric.name == "pipeline_cache_requests":
+            counts = [sample for sample in metric.samples if sample.name.endswith("_total")]
+            lines += [f"  {c.labels['name']} {c.labels['result']}: {c.value:.0f}" for c in counts]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--outreach", type=int, default=5_000)
+    parser.add_argument("--variants", type=int, default=20)
+    parser.add_argument("--experiments", type=int, default=4, help="the load bench's 10k set is 9 variants in 3")
     parser.add_argument("--requests", type=int, default=400, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="keep the seeded database of the last run")
@@ -238,7 +260,13 @@ def main() -> None:
     parser.add_argument("--profile", metavar="NAME", help="pyinstrument over the loop of the endpoint named so")
     args = parser.parse_args()
     os.environ.update(ENV)
-    api_key = None if args.reuse else prepare_database(leads=args.leads, outreach=args.outreach)
+    api_key = (
+        None
+        if args.reuse
+        else prepare_database(
+            leads=args.leads, variants=args.variants, experiments=args.experiments, outreach=args.outreach
+        )
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -274,7 +302,8 @@ def main() -> None:
 
 
 def write_results(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    settings = {key: getattr(args, key) for key in ("leads", "outreach", "requests", "rounds")}
+    names = ("leads", "variants", "experiments", "outreach", "requests", "rounds")
+    settings = {key: getattr(args, key) for key in names}
     (RESULTS / "api_inprocess.json").write_text(json.dumps({"settings": settings, "endpoints": rows}, indent=2))
     lines = [
         f"# API in process ({args.leads} leads; median of {args.rounds} rounds of {args.requests} requests)",

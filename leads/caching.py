@@ -11,12 +11,15 @@ Monte Carlo estimate of the probability of being best. The activity feed is not 
 one short indexed query, and its text names companies and variants that many places may
 rename.
 
-Every payload here is the same for every caller; the views check permissions before reading.
+Lead metrics are cached as `present` shapes them: the API passes its serializer, so a hit is only
+rendered, never serialized again. Every payload here is the same for every caller; the views
+check permissions before reading.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.utils import timezone
 
@@ -29,34 +32,47 @@ LEAD_METRICS = "lead_metrics"
 # (expected_loss came in version 2) is never read back after it.
 POSTERIOR_SHAPE = 2
 
+T = TypeVar("T")
+
 
 def lead_metrics_invalidate() -> None:
     """After the current transaction commits, cached lead stats and dashboards are recomputed."""
     cache_invalidate(family=LEAD_METRICS)
 
 
-def lead_stats_cached() -> dict[str, Any]:
-    return cache_read(name="lead_stats", family=LEAD_METRICS, compute=selectors.lead_stats)
+def lead_stats_cached(*, present: Callable[[dict[str, Any]], T]) -> T:
+    return cache_read(
+        name="lead_stats",
+        family=LEAD_METRICS,
+        parts=(_presenter(present),),
+        compute=lambda: present(selectors.lead_stats()),
+    )
 
 
-def dashboard_funnel_cached(*, period: str) -> dict[str, Any]:
+def dashboard_funnel_cached(*, period: str, present: Callable[[dict[str, Any]], T]) -> T:
     # The day is part of the key so "today" moves on at midnight UTC without waiting for the TTL.
     return cache_read(
         name="dashboard_funnel",
         family=LEAD_METRICS,
-        parts=(period, timezone.now().date().isoformat()),
-        compute=lambda: selectors.dashboard_funnel(since=selectors.period_start(period)),
+        parts=(_presenter(present), period, timezone.now().date().isoformat()),
+        compute=lambda: present(selectors.dashboard_funnel(since=selectors.period_start(period))),
     )
 
 
-def dashboard_timeline_cached(*, days: int) -> list[dict[str, Any]]:
+def dashboard_timeline_cached(*, days: int, present: Callable[[list[dict[str, Any]]], T]) -> T:
     today = timezone.now().date()
     return cache_read(
         name="dashboard_timeline",
         family=LEAD_METRICS,
-        parts=(days, today.isoformat()),
-        compute=lambda: selectors.dashboard_timeline(days=days, today=today),
+        parts=(_presenter(present), days, today.isoformat()),
+        compute=lambda: present(selectors.dashboard_timeline(days=days, today=today)),
     )
+
+
+def _presenter(present: Callable[..., Any]) -> str:
+    """Part of the key: each shape of the answer is cached apart (the API caches its serialized
+    answer, so a hit costs no serializer; other callers may want the selector's own value)."""
+    return f"{present.__module__}.{present.__qualname__}"
 
 
 def experiment_posteriors_cached(variants: list[Variant]) -> dict[int, selectors.VariantPosterior]:

@@ -182,6 +182,11 @@ class LeadStatsSerializer(serializers.Serializer):
     conversion_rate = serializers.FloatField(allow_null=True)
 
 
+def lead_stats_answer(stats: dict[str, Any]) -> dict[str, Any]:
+    """The stats as the API answers them: plain data, so the cache keeps the answer itself."""
+    return dict(LeadStatsSerializer(stats).data)
+
+
 # --- Templates --------------------------------------------------------------------------
 
 
@@ -507,6 +512,17 @@ class TimelinePointSerializer(serializers.Serializer):
     leads = serializers.IntegerField()
     contacted = serializers.IntegerField()
     converted = serializers.IntegerField()
+
+
+# The dashboard's cached answers, as plain data (see lead_stats_answer).
+
+
+def funnel_answer(funnel: dict[str, Any]) -> dict[str, Any]:
+    return dict(FunnelSerializer(funnel).data)
+
+
+def timeline_answer(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(point) for point in TimelinePointSerializer(points, many=True).data]
 
 
 class ActivitySerializer(serializers.Serializer):

@@ -124,7 +124,7 @@ class LeadViewSet(_LeanListMixin, mixins.RetrieveModelMixin, viewsets.GenericVie
     @extend_schema(responses=s.LeadStatsSerializer)
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def stats(self, request: Request) -> Response:
-        return Response(s.LeadStatsSerializer(caching.lead_stats_cached()).data)
+        return Response(caching.lead_stats_cached(present=s.lead_stats_answer))
 
     @extend_schema(responses=s.LeadDetailSerializer)
     @action(
@@ -411,13 +411,13 @@ class DashboardViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["get"])
     def funnel(self, request: Request) -> Response:
         period = s.validated(s.FunnelQuerySerializer, request.query_params)["period"]
-        return Response(s.FunnelSerializer(caching.dashboard_funnel_cached(period=period)).data)
+        return Response(caching.dashboard_funnel_cached(period=period, present=s.funnel_answer))
 
     @extend_schema(parameters=[s.TimelineQuerySerializer], responses=s.TimelinePointSerializer(many=True))
     @action(detail=False, methods=["get"])
     def timeline(self, request: Request) -> Response:
         days = s.validated(s.TimelineQuerySerializer, request.query_params)["days"]
-        return Response(s.TimelinePointSerializer(caching.dashboard_timeline_cached(days=days), many=True).data)
+        return Response(caching.dashboard_timeline_cached(days=days, present=s.timeline_answer))
 
     @extend_schema(parameters=[s.ActivityQuerySerializer], responses=s.ActivitySerializer(many=True))
     @action(detail=False, methods=["get"])

@@ -74,27 +74,27 @@ WRITES: dict[str, Callable[[], object]] = {
 @pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
 def test_cached_lead_stats_are_fresh_once_a_write_commits(write, django_capture_on_commit_callbacks):
     LeadFactory.create_batch(2)
-    primed = caching.lead_stats_cached()
+    primed = caching.lead_stats_cached(present=dict)
     LeadFactory()  # a change the cache hears nothing about: only the write's invalidation can reveal it
     with django_capture_on_commit_callbacks(execute=True):
         write()
-    fresh = caching.lead_stats_cached()
+    fresh = caching.lead_stats_cached(present=dict)
     assert fresh != primed
     assert fresh == selectors.lead_stats()
 
 
 def test_cached_funnel_is_fresh_once_a_lead_is_created(django_capture_on_commit_callbacks):
-    caching.dashboard_funnel_cached(period="30d")
+    caching.dashboard_funnel_cached(period="30d", present=dict)
     with django_capture_on_commit_callbacks(execute=True):
         lead_create(lightfield_id="lf-new", company_name="New")
-    assert caching.dashboard_funnel_cached(period="30d")["counts"]["ingested"] == 1
+    assert caching.dashboard_funnel_cached(period="30d", present=dict)["counts"]["ingested"] == 1
 
 
 def test_cached_timeline_is_fresh_once_a_lead_is_created(django_capture_on_commit_callbacks):
-    caching.dashboard_timeline_cached(days=7)
+    caching.dashboard_timeline_cached(days=7, present=list)
     with django_capture_on_commit_callbacks(execute=True):
         lead_create(lightfield_id="lf-new", company_name="New")
-    assert caching.dashboard_timeline_cached(days=7)[-1]["leads"] == 1
+    assert caching.dashboard_timeline_cached(days=7, present=list)[-1]["leads"] == 1
 
 
 def test_an_engagement_that_moves_no_lead_through_the_funnel_keeps_the_cache(django_capture_on_commit_callbacks):

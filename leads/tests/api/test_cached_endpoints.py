@@ -8,8 +8,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from drf_orjson_renderer.renderers import ORJSONRenderer
 from prometheus_client import REGISTRY
 
+from leads import selectors
+from leads.api import serializers as s
 from leads.models import Lead, Variant
 from leads.tests.factories import ExperimentFactory, LeadFactory, VariantFactory
 from pipeline_whisperer.cache import cache_guard_reset
@@ -23,6 +26,7 @@ EXPERIMENTS = "/api/v1/experiments"
 # What a request with a key already verified and touched this minute costs before the view:
 # nothing, the worker remembers the key (pipeline_whisperer.auth).
 AUTH_QUERIES = 0
+CACHE_NAMES = {STATS: "lead_stats", FUNNEL + "?period=all": "dashboard_funnel", TIMELINE: "dashboard_timeline"}
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +38,28 @@ def _fresh_guard() -> Iterator[None]:
 
 def requests(name: str, result: str) -> float:
     return REGISTRY.get_sample_value("pipeline_cache_requests_total", {"name": name, "result": result}) or 0.0
+
+
+# What each cached endpoint answered before its answer was cached: its serializer over the selector
+# (the funnel over all time, whose start does not move between the two computations).
+SERIALIZED = {
+    STATS: lambda: s.LeadStatsSerializer(selectors.lead_stats()).data,
+    FUNNEL + "?period=all": lambda: s.FunnelSerializer(selectors.dashboard_funnel(since=None)).data,
+    TIMELINE: lambda: (
+        s.TimelinePointSerializer(selectors.dashboard_timeline(days=30, today=timezone.now().date()), many=True).data
+    ),
+}
+
+
+@pytest.mark.parametrize("url", SERIALIZED)
+def test_a_cache_hit_answers_the_bytes_the_serializer_renders(url, api_client):
+    LeadFactory.create_batch(3, status=Lead.Status.SCORED, score=0.42, scored_at=timezone.now())
+    LeadFactory(status=Lead.Status.CONVERTED, score=0.9, contacted_at=timezone.now(), converted_at=timezone.now())
+    hits = requests(CACHE_NAMES[url], "hit")
+    api_client.get(url)
+    response = api_client.get(url)
+    assert requests(CACHE_NAMES[url], "hit") - hits == 1
+    assert response.content == ORJSONRenderer().render(SERIALIZED[url]())
 
 
 @pytest.mark.parametrize("url", [STATS, FUNNEL, TIMELINE])
