@@ -1,6 +1,7 @@
 """Start-up of a management command: what it does not need is not imported (sentry-sdk without a
-DSN, the admin modules, faker), and nothing is lost where it is needed (`manage.py check` still
-checks every ModelAdmin, a DSN still starts sentry-sdk)."""
+DSN, the admin modules, faker, drf-spectacular), and nothing is lost where it is needed
+(`manage.py check` still checks every ModelAdmin, a DSN still starts sentry-sdk, the schema built
+in a fresh process still has our API key scheme)."""
 
 from __future__ import annotations
 
@@ -35,16 +36,17 @@ def _python(code: str, **env: str) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_a_command_without_urls_imports_neither_sentry_nor_the_admin_modules_nor_faker():
+def test_a_command_without_urls_imports_no_sentry_admin_modules_faker_or_spectacular():
     loaded = _python(
         """
         from django.core.management import call_command
         call_command("list_backups")
-        print(json.dumps({name: name in sys.modules for name in ("sentry_sdk", "leads.admin", "faker")}))
+        names = ("sentry_sdk", "leads.admin", "faker", "drf_spectacular.openapi")
+        print(json.dumps({name: name in sys.modules for name in names}))
         """,
         SENTRY_DSN="",
     )
-    assert loaded == {"sentry_sdk": False, "leads.admin": False, "faker": False}
+    assert loaded == {"sentry_sdk": False, "leads.admin": False, "faker": False, "drf_spectacular.openapi": False}
 
 
 def test_check_runs_the_admin_checks_on_every_apps_model_admins():
@@ -79,3 +81,16 @@ def test_a_dsn_still_starts_sentry_at_settings_time():
         SENTRY_DSN="http://publickey@127.0.0.1:9/1",
     )
     assert started == {"active": True}
+
+
+def test_the_schema_built_in_a_fresh_process_has_the_api_key_scheme():
+    security = _python(
+        """
+        import io
+        from django.core.management import call_command
+        out = io.StringIO()
+        call_command("spectacular", "--format", "openapi-json", stdout=out)
+        print(json.dumps(json.loads(out.getvalue())["components"]["securitySchemes"]))
+        """
+    )
+    assert security["ApiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
