@@ -10,7 +10,9 @@ class PipelineWhispererConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from pipeline_whisperer import checks, lockouts, schema  # noqa: F401  (register a system check, a lockout receiver, the OpenAPI auth extension)
+        # Not schema: its OpenAPI auth extension registers when DEFAULT_SCHEMA_CLASS (same module) is
+        # first loaded, by the schema view or `manage.py spectacular`, so other processes skip drf-spectacular.
+        from pipeline_whisperer import checks, lockouts  # noqa: F401  (register a system check, a lockout receiver)
         from pipeline_whisperer.auth import api_key_changed_receiver
         from pipeline_whisperer.models import ApiKey
 

@@ -25,7 +25,6 @@ from pipeline_whisperer.env import (
     parse_database_url,
 )
 from pipeline_whisperer.logging import logging_config
-from pipeline_whisperer.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -46,7 +45,9 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Without autodiscovery: the root URLconf imports the apps' admin modules, so a management
+    # command that never routes a request does not pay for them (~0.13 s of start-up).
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -572,6 +573,10 @@ for _name, _rate in (
     if not 0.0 <= _rate <= 1.0:
         raise SettingsError(f"{_name} must be between 0 and 1 (got {_rate})")
 if SENTRY_DSN:
+    # Imported only when on: sentry-sdk and its Django integration (django.http) cost every
+    # process ~0.15 s of start-up.
+    from pipeline_whisperer.sentry import sentry_init
+
     sentry_init(
         dsn=SENTRY_DSN,
         environment=SENTRY_ENVIRONMENT,

@@ -8,6 +8,10 @@ from drf_spectacular.views import SpectacularAPIView
 from pipeline_whisperer.admin import login_lockouts
 from pipeline_whisperer.api_edges import FALLBACK_URL_NAME, SwaggerDocsView, api_fallback
 
+# The admin app is SimpleAdminConfig (settings): the apps' admin modules are imported here, by the
+# first request or by `manage.py check`'s URL checks, which run before the admin's own checks.
+admin.autodiscover()
+
 urlpatterns = [
     # Staff console dashboard (issue 6); before admin/ so the admin's catch-all does not take it.
     path("admin/console/", include("leads.console.urls")),
