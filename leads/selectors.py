@@ -289,8 +289,8 @@ def _latest(table: str, columns: str, joins: str, where: str, at: str) -> str:
     # Each branch stays a subquery so it keeps its own ORDER BY and LIMIT (SQLite refuses them on
     # a bare member of a UNION): a short backward scan of the index on its time column.
     # Only table and column names are spliced in (from the models); the limits are parameters.
-    latest = f"SELECT {at} AS at, {columns} FROM {table} {joins} {where} ORDER BY {at} DESC LIMIT %s"  # noqa: S608
-    return f"SELECT * FROM ({latest}) AS {table}_latest"  # noqa: S608
+    latest = f"SELECT {at} AS at, {columns} FROM {table} {joins} {where} ORDER BY {at} DESC LIMIT %s"  # noqa: S608  # nosec B608  # names only
+    return f"SELECT * FROM ({latest}) AS {table}_latest"  # noqa: S608  # nosec B608  # names only
 
 
 def _activity_sql() -> str:

@@ -51,7 +51,8 @@ if not generation then
 end
 return {generation, redis.call('GET', ARGV[2] .. generation .. ARGV[3])}
 """
-_LOOKUP_SCRIPT_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode()).hexdigest()  # noqa: S324  # Redis names scripts by SHA-1
+# Redis names scripts by their SHA-1.
+_LOOKUP_SCRIPT_SHA = hashlib.sha1(_LOOKUP_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 CACHE_REQUESTS = Counter(
     "pipeline_cache_requests_total",
