@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.servers import SERVICE_ENV  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = os.environ.get("BENCH_INPROCESS_DATABASE", "pw_bench_inprocess")
@@ -44,14 +47,7 @@ ENV = {
     "DATABASE_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}",
     "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"),
     "CACHE_KEY_PREFIX": "pw-bench-inprocess",
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "DJANGO_SECURE_SSL_REDIRECT": "0",
-    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-    "LOG_LEVEL": "WARNING",
-    "OUTREACH_SENDER_NAME": "Bench Sender",
-    "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
-    "PUBLIC_BASE_URL": "https://pipeline.bench.example",
+    **SERVICE_ENV,
     "RATE_LIMIT_PER_MINUTE": "100000000",
     "RATE_LIMIT_PER_HOUR": "1000000000",
 }
@@ -267,7 +263,6 @@ def main() -> None:
             leads=args.leads, variants=args.variants, experiments=args.experiments, outreach=args.outreach
         )
     )
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.servers import Gunicorn  # noqa: E402
+from bench.servers import SERVICE_ENV, Gunicorn  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -142,18 +142,7 @@ def prepare_database() -> None:
 
 
 def base_env() -> dict[str, str]:
-    return {
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-        "LOG_LEVEL": "WARNING",
-        "OUTREACH_SENDER_NAME": "Bench Sender",
-        "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
-        "PUBLIC_BASE_URL": "https://pipeline.bench.example",
-    }
+    return {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, **SERVICE_ENV}
 
 
 def seed(data: DataSet) -> dict:

@@ -14,6 +14,18 @@ from pathlib import Path
 from tests.stand_ins import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# What every API bench process runs with, beside its own database and Redis: production settings
+# on loopback, a throwaway secret, quiet logs, and the outreach identity the settings require.
+SERVICE_ENV = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "LOG_LEVEL": "WARNING",
+    "OUTREACH_SENDER_NAME": "Bench Sender",
+    "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
+    "PUBLIC_BASE_URL": "https://pipeline.bench.example",
+}
 
 
 class Gunicorn:
