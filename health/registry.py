@@ -1,20 +1,25 @@
 """What the apps add to the probes and to /metrics. health imports no app, so apps register here.
 
-An app calls these from its `AppConfig.ready()`: `register_check` puts a django-health-check
-check into one or more probes, `register_collector` a prometheus_client collector into /metrics,
-`register_consumer_groups` the Kafka consumer groups whose lag /health/detailed, /metrics and the
-console report. The views read the registry on every request, after health's own checks.
-Registering the same thing again changes nothing, so a `ready()` that runs twice is harmless.
-Registration happens while Django starts, before any request; reads are lock-free.
+An app calls these from its `AppConfig.ready()`, or names with `register_module` a module whose
+`register()` calls them the first time anything reads the registry (so a management command that
+never probes does not import the checks and what they need): `register_check` puts a
+django-health-check check into one or more probes, `register_collector` a prometheus_client
+collector into /metrics, `register_consumer_groups` the Kafka consumer groups whose lag
+/health/detailed, /metrics and the console report. The views read the registry on every request,
+after health's own checks. Registering the same thing again changes nothing, so a `ready()` that
+runs twice is harmless.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Iterable, Mapping
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from health_check.base import HealthCheck
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:
+    from health_check.base import HealthCheck
+    from prometheus_client.registry import Collector
 
 Probe = Literal["startup", "readiness", "detailed"]
 PROBES: tuple[Probe, ...] = get_args(Probe)
@@ -22,6 +27,23 @@ PROBES: tuple[Probe, ...] = get_args(Probe)
 _checks: dict[Probe, list[type[HealthCheck]]] = {probe: [] for probe in PROBES}
 _collectors: list[Collector] = []
 _consumer_groups: dict[str, str] = {}
+_modules: list[str] = []  # named by register_module, not imported yet
+_importing = threading.Lock()
+
+
+def register_module(path: str) -> None:
+    """Import `path` and call its `register()` before the registry is first read."""
+    if path not in _modules:
+        _modules.append(path)
+
+
+def _import_registered_modules() -> None:
+    if not _modules:  # the lock-free common case: everything registered already
+        return
+    with _importing:
+        while _modules:
+            importlib.import_module(_modules[0]).register()
+            _modules.pop(0)
 
 
 def register_check(check: type[HealthCheck], *, probes: Iterable[Probe] = ("detailed",)) -> None:
@@ -59,14 +81,17 @@ def register_consumer_groups(topics: Mapping[str, str]) -> None:
 
 def registered_checks(probe: Probe) -> tuple[type[HealthCheck], ...]:
     """The checks apps registered for `probe`, in registration order."""
+    _import_registered_modules()
     return tuple(_checks[probe])
 
 
 def registered_collectors() -> tuple[Collector, ...]:
     """The collectors apps registered for /metrics, in registration order."""
+    _import_registered_modules()
     return tuple(_collectors)
 
 
 def registered_consumer_groups() -> dict[str, str]:
     """{stage: topic} of every registered consumer group, in registration order (a copy)."""
+    _import_registered_modules()
     return dict(_consumer_groups)

@@ -22,10 +22,11 @@ class LeadsConfig(AppConfig):
         _register_outbox_dispatcher()
         _connect_webhooks()
         setting_changed.connect(_on_setting_changed)
-        # health imports no app: the pipeline hands it what the probes and /metrics must see.
-        from leads import monitoring  # the models are loaded only now
+        # health imports no app: the pipeline hands it what the probes and /metrics must see,
+        # imported when they first look (~0.08 s of start-up a management command does not need).
+        from health.registry import register_module
 
-        monitoring.register()
+        register_module("leads.monitoring")
 
 
 def _check_pacing() -> None:
@@ -61,9 +62,14 @@ def _connect_webhooks() -> None:
     by our receiver; the uid keeps a second ready() from connecting it twice."""
     from anymail.signals import inbound
 
+    inbound.connect(_inbound_received, dispatch_uid="leads.webhooks.inbound")
+
+
+def _inbound_received(sender: Any, **kwargs: Any) -> None:
+    """The receiver is imported at the first inbound mail (~0.07 s of start-up otherwise)."""
     from leads.webhooks.inbound import inbound_received
 
-    inbound.connect(inbound_received, dispatch_uid="leads.webhooks.inbound")
+    inbound_received(sender, **kwargs)
 
 
 def _on_setting_changed(*, setting: str, **_: Any) -> None:

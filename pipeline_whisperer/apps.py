@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -8,14 +10,31 @@ class PipelineWhispererConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
         from django.db.models.signals import post_delete, post_save
 
         # Not schema: its OpenAPI auth extension registers when DEFAULT_SCHEMA_CLASS (same module) is
         # first loaded, by the schema view or `manage.py spectacular`, so other processes skip drf-spectacular.
-        from pipeline_whisperer import checks, lockouts  # noqa: F401  (register a system check, a lockout receiver)
-        from pipeline_whisperer.auth import api_key_changed_receiver
+        from pipeline_whisperer import checks  # noqa: F401  (registers a system check)
         from pipeline_whisperer.models import ApiKey
 
         # Workers remember verified keys until the keys change (pipeline_whisperer.auth).
-        post_save.connect(api_key_changed_receiver, sender=ApiKey, dispatch_uid="api-key-saved")
-        post_delete.connect(api_key_changed_receiver, sender=ApiKey, dispatch_uid="api-key-deleted")
+        post_save.connect(_on_api_key_changed, sender=ApiKey, dispatch_uid="api-key-saved")
+        post_delete.connect(_on_api_key_changed, sender=ApiKey, dispatch_uid="api-key-deleted")
+        user_locked_out.connect(_on_user_locked_out, dispatch_uid="pipeline_whisperer.lockouts")
+
+
+# The receivers import their modules when first called: auth and lockouts bring DRF and axes'
+# handlers, ~0.12 s of the start-up of every management command that never uses them.
+
+
+def _on_api_key_changed(**_: Any) -> None:
+    from pipeline_whisperer.auth import api_keys_changed
+
+    api_keys_changed()
+
+
+def _on_user_locked_out(sender: Any, **kwargs: Any) -> None:
+    from pipeline_whisperer.lockouts import on_user_locked_out
+
+    on_user_locked_out(sender, **kwargs)

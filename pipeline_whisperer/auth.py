@@ -19,7 +19,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -75,11 +74,6 @@ def _new_generation() -> None:
         cache.incr(API_KEY_GENERATION_KEY)
     except (RedisError, ConnectionInterrupted, ValueError) as error:
         logger.error("API keys changed but their generation could not be renewed (%s: %s)", type(error).__name__, error)
-
-
-def api_key_changed_receiver(**_: Any) -> None:
-    """post_save and post_delete of ApiKey (connected in apps.py)."""
-    api_keys_changed()
 
 
 def _verify(raw_key: str, generation: int | None) -> ApiKey:

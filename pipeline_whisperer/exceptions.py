@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -19,12 +19,12 @@ from django.views import defaults
 from django_ratelimit.exceptions import Ratelimited
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from pipeline_whisperer.correlation import get_correlation_id
+
+if TYPE_CHECKING:
+    from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,11 @@ def _flatten_errors(detail: Any) -> str:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's EXCEPTION_HANDLER: every error as problem+json."""
+    # DRF's renderers, responses and views are imported here, by the API, not by every worker
+    # and command that raises these errors (~0.1 s of their start-up).
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     request = context.get("request")
     if isinstance(request, Request):
         # A problem document whatever the caller accepts: the browsable API would wrap it in HTML
@@ -244,6 +249,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
 
 
 def _problem(body: dict[str, Any], headers: Response | None = None) -> Response:
+    from rest_framework.response import Response
+
     response = Response(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
     if headers is not None:
         for name in ("WWW-Authenticate", "Retry-After", "Allow"):

@@ -21,10 +21,8 @@ from typing import Any
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cache, get_client_cache_keys, get_client_username
 from axes.models import AccessAttempt
-from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib import admin
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -125,8 +123,7 @@ def _forget(username: str, ip_address: str) -> None:
     get_cache().delete(_record_key(username, ip_address))
 
 
-@receiver(user_locked_out, dispatch_uid="pipeline_whisperer.lockouts")
-def _on_user_locked_out(sender: Any, request: HttpRequest, username: str | None, ip_address: str, **_: Any) -> None:
+def on_user_locked_out(sender: Any, request: HttpRequest, username: str | None, ip_address: str, **_: Any) -> None:
     # Axes sends this on the failure that locks the pair out (the one it has just counted) and
     # again on every attempt refused while the lockout holds; only the first starts a lockout.
     if getattr(request, "axes_failures_since_start", None) is not None:

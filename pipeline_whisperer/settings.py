@@ -58,7 +58,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "health_check",
+    # Not "health_check": health uses its checks and view only (our probes answer JSON, never its
+    # template or command), and listing it would import every check at start-up (~0.09 s).
     "corsheaders",  # edge guards: CORS for /api/ from CORS_ALLOWED_ORIGINS
     "csp",
     "django_ratelimit",

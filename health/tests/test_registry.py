@@ -4,6 +4,7 @@ consumer lag, and nowhere else. Each test registers checks of its own, on a regi
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,9 +21,19 @@ from tests.stand_ins import free_port
 @pytest.fixture(autouse=True)
 def _registry_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the apps registered stays; what a test adds is gone after it."""
+    registry._import_registered_modules()  # into the originals, not into this test's copy
     monkeypatch.setattr(registry, "_checks", {probe: list(checks) for probe, checks in registry._checks.items()})
     monkeypatch.setattr(registry, "_collectors", list(registry._collectors))
     monkeypatch.setattr(registry, "_consumer_groups", dict(registry._consumer_groups))
+
+
+def test_a_registered_module_is_imported_when_the_registry_is_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_modules", ["health.tests.registers_on_import"])
+    assert "health.tests.registers_on_import" not in sys.modules
+    checks = registry.registered_checks("detailed")
+    assert sys.modules["health.tests.registers_on_import"].Registered in checks
+    assert registry.registered_consumer_groups()["registered-on-import"] == "registered.topic"
+    assert registry._modules == []
 
 
 @dataclasses.dataclass
