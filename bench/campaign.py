@@ -62,6 +62,8 @@ from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from servers import SERVICE_ENV  # noqa: E402  (after ROOT is importable)
+
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "pw_bench_campaign"
 RESULTS = ROOT / "bench" / "results"
@@ -187,12 +189,10 @@ def _setup_django(database: str) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {database}")
+    os.environ.update(SERVICE_ENV)
     os.environ.update(
         DATABASE_URL=ADMIN_URL.rsplit("/", 1)[0] + f"/{database}",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106  (a throwaway database)
         DJANGO_SETTINGS_MODULE="pipeline_whisperer.settings",
-        LOG_LEVEL="WARNING",
         KAFKA_BOOTSTRAP_SERVERS="",
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",  # nothing is sent: sends are recorded
         OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00",
@@ -200,9 +200,6 @@ def _setup_django(database: str) -> None:
         OUTREACH_DAILY_CAP="1000000",
         OUTREACH_MIN_SCORE="0.5",
         ATTRIBUTION_WINDOW_DAYS=str(WINDOW_DAYS),
-        OUTREACH_SENDER_NAME="Bench Sender",
-        OUTREACH_POSTAL_ADDRESS="1 Bench Street, Benchville",
-        PUBLIC_BASE_URL="https://pipeline.bench.example",
     )
     for name in ("REDIS_URL", "OPENAI_API_KEY"):
         os.environ.pop(name, None)

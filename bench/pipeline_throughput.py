@@ -41,6 +41,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from servers import SERVICE_ENV  # noqa: E402  (after ROOT is importable)
+
 RESULTS = ROOT / "bench" / "results"
 LOGS = ROOT / "var" / "bench-pipeline"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -48,20 +50,15 @@ DATABASE = "pw_bench_pipeline"
 DATABASE_URL = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
 MANAGE = [sys.executable, "manage.py"]
 ENV = {  # every process of the run: the production configuration, the rule scorer, SMTP mail
+    **SERVICE_ENV,
     "DATABASE_URL": DATABASE_URL,
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
-    "LOG_LEVEL": "WARNING",
     "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
     "EMAIL_HOST": "127.0.0.1",
     # Throughput, not pacing: the window open, the caps out of the way; a sender identity as production needs.
     "OUTREACH_SEND_WINDOW": "mon-sun 00:00-24:00",
     "OUTREACH_DOMAIN_HOURLY_CAP": "1000000",
     "OUTREACH_DAILY_CAP": "1000000",
-    "OUTREACH_SENDER_NAME": "Bench Sender",
-    "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
-    "PUBLIC_BASE_URL": "https://pipeline.bench.example",
 }
 UNSET = ("OPENAI_API_KEY", "REDIS_URL", "SENTRY_DSN", "PIPELINE_BATCH_SIZE", "DJANGO_SETTINGS_MODULE")
 # What one completion of a stage is, and the query giving the time of each.

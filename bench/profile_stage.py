@@ -28,6 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from servers import SERVICE_ENV  # noqa: E402  (after ROOT is importable)
+
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "pw_bench_profile"
 BATCH = 500
@@ -57,12 +59,10 @@ def _setup_django(smtp_port: int) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
         admin.execute(f"CREATE DATABASE {DATABASE}")
+    os.environ.update(SERVICE_ENV)  # debug off: debug keeps every query's text, not what production pays
     os.environ.update(
         DATABASE_URL=ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}",
-        DJANGO_DEBUG="0",  # debug keeps every query's text: not what production pays
-        DJANGO_SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106  (a throwaway database)
         DJANGO_SETTINGS_MODULE="pipeline_whisperer.settings",
-        LOG_LEVEL="WARNING",
         KAFKA_BOOTSTRAP_SERVERS="",
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1",
@@ -70,9 +70,6 @@ def _setup_django(smtp_port: int) -> None:
         OUTREACH_SEND_WINDOW="mon-sun 00:00-24:00",
         OUTREACH_DOMAIN_HOURLY_CAP="1000000",
         OUTREACH_DAILY_CAP="1000000",
-        OUTREACH_SENDER_NAME="Bench Sender",
-        OUTREACH_POSTAL_ADDRESS="1 Bench Street, Benchville",
-        PUBLIC_BASE_URL="https://pipeline.bench.example",
     )
     for name in ("REDIS_URL", "OPENAI_API_KEY"):
         os.environ.pop(name, None)

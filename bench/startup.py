@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from servers import SERVICE_ENV  # noqa: E402  (after ROOT is importable)
+
 ENV = {
+    **SERVICE_ENV,
     "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pipeline_whisperer"),
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "OUTREACH_SENDER_NAME": "Bench Sender",
-    "OUTREACH_POSTAL_ADDRESS": "1 Bench Street, Benchville",
-    "PUBLIC_BASE_URL": "https://pipeline.bench.example",
 }
 
 
