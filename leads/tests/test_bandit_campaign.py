@@ -23,8 +23,8 @@ from leads.tests.factories import ExperimentFactory, VariantFactory
 pytestmark = pytest.mark.django_db
 
 TRUE_RATES = {"two-percent": 0.02, "five-percent": 0.05, "ten-percent": 0.10}
-LEADS = 5_000
-TAIL = 1_000
+LEADS = 2_500
+TAIL = 500
 
 
 def _run_campaign(*, choice_seed: int, outcome_seed: int) -> list[str]:
