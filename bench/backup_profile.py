@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backup_restore import ADMIN_URL, ROOT, psql
+from backup_restore import ADMIN_URL, ROOT, database_fill, psql
 
 DATABASE = "pw_bench_backup_profile"
 APPLICATION = "pw-bench-profile"
@@ -41,14 +41,8 @@ def main() -> None:
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
     os.environ.update(DATABASE_URL=url, DJANGO_DEBUG="1", LOG_LEVEL="WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "pipeline_whisperer.settings"
-    psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    psql(ADMIN_URL, f"CREATE DATABASE {DATABASE}")
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-        from ops.tests.bulk import LEADS_INSERT_SQL
-
-        psql(url, LEADS_INSERT_SQL.replace("%s", str(int(args.leads))))
-        psql(url, "VACUUM ANALYZE")
+        database_fill(url, leads=args.leads, env=dict(os.environ))
         with tempfile.TemporaryDirectory(prefix="pw-bench-profile-") as directory:
             os.environ["BACKUP_DIR"] = directory
             os.environ["BACKUP_RETENTION_DAYS"] = "0"

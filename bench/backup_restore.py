@@ -59,14 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "1", "LOG_LEVEL": "WARNING"}
-    psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DATABASE}")
-    psql(ADMIN_URL, f"CREATE DATABASE {DATABASE}")
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        from ops.tests.bulk import LEADS_INSERT_SQL
-
-        psql(url, LEADS_INSERT_SQL.replace("%s", str(int(args.leads))))
-        psql(url, "VACUUM ANALYZE")
+        database_fill(url, leads=args.leads, env=env)
         with tempfile.TemporaryDirectory(prefix="pw-bench-backup-") as directory, s3_server() as endpoint:
             env |= {**S3_ENV, "BACKUP_REMOTE_ENDPOINT_URL": endpoint}
             runs = [run_once(env, url, Path(directory), number) for number in range(1, args.runs + 1)]
@@ -163,6 +157,19 @@ def s3_server() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def database_fill(url: str, *, leads: int, env: dict[str, str]) -> None:
+    """Create the database of `url` afresh, migrate it and fill it with `leads` leads."""
+    database = url.rsplit("/", 1)[1]
+    psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    psql(ADMIN_URL, f"CREATE DATABASE {database}")
+    migrate = [sys.executable, "manage.py", "migrate", "-v0"]
+    subprocess.run(migrate, cwd=ROOT, env={**env, "DATABASE_URL": url}, check=True)
+    from ops.tests.bulk import LEADS_INSERT_SQL
+
+    psql(url, LEADS_INSERT_SQL.replace("%s", str(int(leads))))
+    psql(url, "VACUUM ANALYZE")
 
 
 def psql(url: str, statement: str) -> None:
