@@ -38,6 +38,15 @@ def _restore(path: Path) -> str:
     return out.getvalue()
 
 
+def _refused_untouched(path: Path, *, match: str) -> None:
+    """A row written after the backup; the restore of `path` fails with `match`; every row is as it was."""
+    Lead.objects.create(lightfield_id="after-backup", company_name="New")
+    before = table_contents()
+    with pytest.raises(CommandError, match=match):
+        _restore(path)
+    assert table_contents() == before
+
+
 def test_restore_brings_back_every_row_of_every_table(backup_dir):
     leads_with_outreach_create(count=10_000)
     before = table_contents()
@@ -60,23 +69,15 @@ def test_restore_drops_tables_the_backup_does_not_have(backup):
 
 
 def test_restore_refuses_a_corrupted_file_and_leaves_the_database_untouched(backup):
-    Lead.objects.create(lightfield_id="after-backup", company_name="New")
-    before = table_contents()
     data = bytearray(backup.read_bytes())
     data[len(data) // 2] ^= 0xFF
     backup.write_bytes(bytes(data))
-    with pytest.raises(CommandError, match="does not match the checksum"):
-        _restore(backup)
-    assert table_contents() == before
+    _refused_untouched(backup, match="does not match the checksum")
 
 
 def test_restore_refuses_a_truncated_file_and_leaves_the_database_untouched(backup):
-    Lead.objects.create(lightfield_id="after-backup", company_name="New")
-    before = table_contents()
     backup.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
-    with pytest.raises(CommandError, match="truncated"):
-        _restore(backup)
-    assert table_contents() == before
+    _refused_untouched(backup, match="truncated")
 
 
 def test_a_restore_that_fails_part_way_is_rolled_back_and_the_database_untouched(backup):
@@ -87,11 +88,7 @@ def test_a_restore_that_fails_part_way_is_rolled_back_and_the_database_untouched
     manifest = json.loads(manifest_path(backup).read_text())
     manifest.update(size_bytes=len(damaged), sha256=hashlib.sha256(damaged).hexdigest())
     manifest_path(backup).write_text(json.dumps(manifest))
-    Lead.objects.create(lightfield_id="after-backup", company_name="New")
-    before = table_contents()
-    with pytest.raises(CommandError, match=r"^pg_restore \(restore rolled back\) failed: "):
-        _restore(backup)
-    assert table_contents() == before
+    _refused_untouched(backup, match=r"^pg_restore \(restore rolled back\) failed: ")
 
 
 def test_restore_interrupted_by_sigterm_while_loading_leaves_the_database_untouched(backup_dir):
@@ -141,22 +138,14 @@ def test_restore_refuses_a_foreign_dump_without_a_manifest(backup_dir, tmp_path)
         database["NAME"],
     ]
     subprocess.run(plain_dump, check=True)  # noqa: S603  # the plain tool: a dump that is not ours
-    Lead.objects.create(lightfield_id="after-dump", company_name="New")
-    before = table_contents()
-    with pytest.raises(CommandError, match="has no manifest beside it"):
-        _restore(foreign)
-    assert table_contents() == before
+    _refused_untouched(foreign, match="has no manifest beside it")
 
 
 def test_restore_refuses_a_backup_with_migrations_newer_than_the_code(backup):
     manifest = json.loads(manifest_path(backup).read_text())
     manifest["migrations"].append(["leads", "9999_from_the_future"])
     manifest_path(backup).write_text(json.dumps(manifest))
-    Lead.objects.create(lightfield_id="after-backup", company_name="New")
-    before = table_contents()
-    with pytest.raises(CommandError, match=r"migrations this code does not have \(leads.9999_from_the_future\)"):
-        _restore(backup)
-    assert table_contents() == before
+    _refused_untouched(backup, match=r"migrations this code does not have \(leads.9999_from_the_future\)")
 
 
 def test_restore_does_nothing_unless_the_operator_confirms(backup, monkeypatch):
