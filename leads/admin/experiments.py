@@ -95,25 +95,11 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected experiments", permissions=["change"])
     def pause_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
-        paused = Experiment.Status.PAUSED
-        apply_to_each(
-            self,
-            request,
-            queryset,
-            lambda e: experiment_services.experiment_set_status(experiment=e, status=paused),
-            "Paused",
-        )
+        apply_to_each(self, request, queryset, _set_status(Experiment.Status.PAUSED), "Paused")
 
     @admin.action(description="Resume selected experiments", permissions=["change"])
     def resume_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
-        active = Experiment.Status.ACTIVE
-        apply_to_each(
-            self,
-            request,
-            queryset,
-            lambda e: experiment_services.experiment_set_status(experiment=e, status=active),
-            "Resumed",
-        )
+        apply_to_each(self, request, queryset, _set_status(Experiment.Status.ACTIVE), "Resumed")
 
     @admin.action(
         description="Ship the winner of selected experiments (pauses the other variants)", permissions=["change"]
