@@ -9,6 +9,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
+from django.utils.functional import cached_property
 from django_filters.fields import IsoDateTimeField
 
 from leads.models import Lead, Outreach, Persona
@@ -67,12 +68,16 @@ class IdFilter(django_filters.NumberFilter):
 
 
 class LeanFilterSet(django_filters.FilterSet):
-    """A FilterSet whose filters and form class are built once per class, not once per request.
+    """A FilterSet whose filters and form classes are built once per class, not once per request,
+    and that validates and applies only the filters the query names.
 
     django-filter deep-copies every filter and builds a new form class (labels and form fields
-    included) for each request, which cost a list page about as much as its query. Our filters
-    are only read while filtering (none has a `method`, the one thing that needs its own parent
-    filterset), so every instance shares one set, built just as django-filter builds them.
+    included) for each request, then cleans every field, which cost a list page about as much as
+    its query. Our filters are only read while filtering (none has a `method`, the one thing that
+    needs its own parent filterset), so every instance shares one set, built just as django-filter
+    builds them. A filter the query leaves out cleans to nothing, so it is not in the form that
+    validates (`form`, which the browsable API shows, still has them all); each filter reads one
+    query parameter of its own name (no multi-part widget), so "left out" is plain to see.
     """
 
     def __init__(self, data: Any = None, queryset: Any = None, *, request: Any = None, prefix: Any = None) -> None:
@@ -86,16 +91,40 @@ class LeanFilterSet(django_filters.FilterSet):
     def get_form_class(self) -> type[forms.Form]:
         return self._shared()[1]
 
+    def is_valid(self) -> bool:
+        return self.is_bound and self._asked.is_valid()
+
+    @property
+    def errors(self) -> Any:
+        return self._asked.errors
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        for name, value in self._asked.cleaned_data.items():
+            queryset = self.filters[name].filter(queryset, value)
+        return queryset
+
+    @cached_property
+    def _asked(self) -> forms.Form:
+        prefix = f"{self.form_prefix}-" if self.form_prefix else ""
+        asked = frozenset(name for name in self.filters if prefix + name in self.data)
+        forms_by_names = self._shared()[2]
+        if asked not in forms_by_names:  # at most one per combination of the filters
+            fields = {name: self.get_form_class().base_fields[name] for name in asked}
+            forms_by_names[asked] = type(f"{type(self).__name__}Form", (self._meta.form,), fields)
+        return forms_by_names[asked](self.data, prefix=self.form_prefix)
+
     @classmethod
-    def _shared(cls) -> tuple[dict[str, Any], type[forms.Form]]:
-        shared = cls.__dict__.get("_shared_filters_and_form")
+    def _shared(cls) -> tuple[dict[str, Any], type[forms.Form], dict[frozenset[str], type[forms.Form]]]:
+        """The filters, the whole form class, and the validating form class per set of filters asked."""
+        shared = cls.__dict__.get("_shared_filters_and_forms")
         if shared is None:  # a race builds it twice, harmlessly
             prototype = django_filters.FilterSet.__new__(cls)
             django_filters.FilterSet.__init__(prototype, queryset=cls._meta.model._default_manager.none())
-            if any(filter_.method is not None for filter_ in prototype.filters.values()):
-                raise ImproperlyConfigured(f"{cls.__name__}: a filter with a method needs its own filterset")
-            shared = (prototype.filters, django_filters.FilterSet.get_form_class(prototype))
-            cls._shared_filters_and_form = shared
+            for name, filter_ in prototype.filters.items():
+                if filter_.method is not None or isinstance(filter_.field.widget, forms.MultiWidget):
+                    raise ImproperlyConfigured(f"{cls.__name__}.{name}: a method or a multi-part widget")
+            shared = (prototype.filters, django_filters.FilterSet.get_form_class(prototype), {})
+            cls._shared_filters_and_forms = shared
         return shared
 
 
