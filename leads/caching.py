@@ -40,6 +40,8 @@ EXPERIMENTS = "experiments"
 # Part of the posteriors' key: a summary cached before a release that changed its fields
 # (expected_loss came in version 2) is never read back after it.
 POSTERIOR_SHAPE = 2
+# Part of the experiment answers' key, likewise: bump it when the answer's fields change.
+EXPERIMENT_ANSWER_SHAPE = 1
 
 T = TypeVar("T")
 
@@ -57,7 +59,9 @@ def experiments_invalidate() -> None:
 def experiments_answer_cached(*, parts: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
     """An experiments answer as `compute` shapes it (a page or one experiment), under `parts`
     (what the answer depends on besides the data: the URL asked for)."""
-    return cache_read(name="experiments_answer", family=EXPERIMENTS, parts=parts, compute=compute)
+    return cache_read(
+        name="experiments_answer", family=EXPERIMENTS, parts=(EXPERIMENT_ANSWER_SHAPE, *parts), compute=compute
+    )
 
 
 def lead_stats_cached(*, present: Callable[[dict[str, Any]], T]) -> T:
