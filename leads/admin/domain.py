@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
 from leads.admin.privacy import PrivacyActions
+from leads.caching import experiments_invalidate
 from leads.console.story import lead_story
 from leads.models import EngagementEvent, Lead, Outreach, OutreachTemplate
 from leads.services import leads as lead_services
@@ -64,6 +65,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ExperimentsCacheAdmin(admin.ModelAdmin):
+    """An admin whose saves and deletes change what the experiments API answers (experiments,
+    their variants inline, the templates variants name): each invalidates its cached answers."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        experiments_invalidate()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        experiments_invalidate()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        experiments_invalidate()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)
+        experiments_invalidate()
 
 
 class OutreachInline(admin.TabularInline):
@@ -237,7 +259,7 @@ class OutreachTemplateForm(forms.ModelForm):
 
 
 @admin.register(OutreachTemplate)
-class OutreachTemplateAdmin(admin.ModelAdmin):
+class OutreachTemplateAdmin(ExperimentsCacheAdmin):
     form = OutreachTemplateForm
 
     class Media:

@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from leads import caching, selectors
-from leads.admin.domain import ReadOnlyAdmin, apply_to_each
+from leads.admin.domain import ExperimentsCacheAdmin, ReadOnlyAdmin, apply_to_each
 from leads.models import Experiment, ExperimentStatus, Variant
 from leads.services import experiments as experiment_services
 from pipeline_whisperer.exceptions import Conflict
@@ -77,7 +77,7 @@ class VariantInline(admin.TabularInline):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ExperimentsCacheAdmin):
     list_display = ("name", "target_persona", "status", "success_event", "variant_count", "decision", "created_at")
     list_filter = ("status", "target_persona", "success_event")
     search_fields = ("name", "description")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from faker import Faker
 
+from leads.caching import experiments_invalidate
 from leads.lightfield import fake_event, parse_event
 from leads.models import Experiment, Lead, OutreachTemplate, Persona, Variant
 from leads.services.leads import lead_score
@@ -70,6 +71,7 @@ def demo_seed(*, lead_count: int) -> DemoSeedResult:
             Variant.objects.get_or_create(
                 experiment=experiment, name=template_name, defaults={"template": templates[template_name]}
             )
+    experiments_invalidate()
     return DemoSeedResult(templates_created, experiments_created, _seed_leads(lead_count))
 
 

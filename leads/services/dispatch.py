@@ -35,7 +35,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leads.addresses import InvalidAddress
-from leads.caching import lead_metrics_invalidate
+from leads.caching import experiments_invalidate, lead_metrics_invalidate
 from leads.models import Lead, Outreach, SendingPause, Variant
 from leads.outbox import Emission, outbox_emit_many
 from leads.services.brake import sending_paused
@@ -216,6 +216,8 @@ def _mark_sent(deliveries: Sequence[Delivery], *, now: datetime) -> None:
     lead_metrics_invalidate()
     for variant_id, count in Counter(o.variant_id for o in first if o.variant_id is not None).items():
         Variant.objects.filter(pk=variant_id).update(sends=F("sends") + count, updated_at=now)
+    if any(o.variant_id is not None for o in sent):  # sends, and pending sends in adjusted posteriors
+        experiments_invalidate()
     outbox_emit_many(
         [
             Emission(

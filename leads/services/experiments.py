@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from leads.caching import experiments_invalidate
 from leads.models import Experiment, ExperimentStatus, Outreach, OutreachTemplate, Variant
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
@@ -62,6 +63,7 @@ def experiment_create(
                 Variant(experiment=experiment, name=spec.name, template=spec.template, is_active=spec.is_active)
                 for spec in variants
             )
+            experiments_invalidate()
     except IntegrityError:
         raise Conflict(f"An experiment named {name!r} exists already.") from None
     return experiment
@@ -73,6 +75,7 @@ def experiment_update(*, experiment: Experiment, **changes: object) -> Experimen
     try:
         with transaction.atomic():
             experiment.save(update_fields=[*changes, "updated_at"])
+            experiments_invalidate()
     except IntegrityError:
         raise Conflict(f"An experiment named {experiment.name!r} exists already.") from None
     return experiment
@@ -81,6 +84,7 @@ def experiment_update(*, experiment: Experiment, **changes: object) -> Experimen
 def experiment_set_status(*, experiment: Experiment, status: ExperimentStatus) -> Experiment:
     experiment.status = status
     experiment.save(update_fields=["status", "updated_at"])
+    experiments_invalidate()
     return experiment
 
 
@@ -88,12 +92,15 @@ def experiment_delete(*, experiment: Experiment) -> None:
     if Outreach.objects.filter(variant__experiment=experiment).exists():
         raise Conflict("This experiment has sent outreach; pause it instead of deleting it.")
     experiment.delete()
+    experiments_invalidate()
 
 
 def variant_create(*, experiment: Experiment, name: str, template: OutreachTemplate, is_active: bool = True) -> Variant:
     try:
         with transaction.atomic():
-            return Variant.objects.create(experiment=experiment, name=name, template=template, is_active=is_active)
+            variant = Variant.objects.create(experiment=experiment, name=name, template=template, is_active=is_active)
+            experiments_invalidate()
+            return variant
     except IntegrityError:
         raise Conflict(f"The experiment has a variant named {name!r} already.") from None
 
@@ -105,6 +112,7 @@ def variant_update(*, variant: Variant, **changes: object) -> Variant:
     try:
         with transaction.atomic():
             variant.save(update_fields=[*changes, "updated_at"])
+            experiments_invalidate()
     except IntegrityError:
         raise Conflict(f"The experiment has a variant named {variant.name!r} already.") from None
     return variant
@@ -116,6 +124,7 @@ def variant_delete(*, variant: Variant) -> None:
     if variant.experiment.variants.count() <= MIN_VARIANTS:
         raise Conflict(f"An experiment keeps at least {MIN_VARIANTS} variants.")
     variant.delete()
+    experiments_invalidate()
 
 
 def experiment_ship(*, experiment: Experiment, variant: Variant, by: str) -> Experiment:
@@ -137,6 +146,7 @@ def experiment_ship(*, experiment: Experiment, variant: Variant, by: str) -> Exp
         paused = locked.variants.exclude(pk=variant.pk).filter(is_active=True).update(is_active=False, updated_at=now)
         locked.shipped_variant, locked.shipped_at, locked.shipped_by = variant, now, by[:150]
         locked.save(update_fields=["shipped_variant", "shipped_at", "shipped_by", "updated_at"])
+        experiments_invalidate()
     logger.warning(
         "experiment %s shipped variant %s by %s (%s other variants paused)",
         experiment.pk,

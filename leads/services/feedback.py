@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leads.addresses import InvalidAddress
-from leads.caching import lead_metrics_invalidate
+from leads.caching import experiments_invalidate, lead_metrics_invalidate
 from leads.models import EngagementEvent, Experiment, Lead, Outreach, Suppression, Variant
 from leads.outbox import Emission, outbox_emit_many
 from leads.services.outreach import FINAL_STATUSES
@@ -309,6 +309,8 @@ def _move_variants(tally: Counter[tuple[int, str]]) -> None:
         changes.setdefault(variant_id, {}).update(fields)
     for variant_id in sorted(changes):  # in id order, as the outreach stage writes them: no deadlock
         Variant.objects.filter(pk=variant_id).update(**changes[variant_id], updated_at=timezone.now())
+    if changes:
+        experiments_invalidate()
 
 
 def _advance_outreach(outreach: Outreach, event_type: str, at: datetime) -> None:

@@ -22,6 +22,7 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from leads import bandit, selectors
+from leads.caching import experiments_invalidate
 from leads.models import Experiment, Lead, Outreach, Variant
 from leads.services.dispatch import message_id_new
 from leads.services.eligibility import Eligibility
@@ -132,6 +133,8 @@ def _record_posteriors(arms: dict[int, bandit.AdjustedArm], at: datetime) -> Non
             pending_weight=adjusted.pending_weight,
             posterior_at=at,
         )
+    if arms:
+        experiments_invalidate()
 
 
 @dataclass(frozen=True)
@@ -323,4 +326,5 @@ def outreach_expire_stale(*, now: datetime | None = None, batch_size: int = 1000
                 Variant.objects.filter(pk=variant_id).update(
                     beta=F("beta") + count, failures=F("failures") + count, updated_at=now
                 )
+            experiments_invalidate()
             expired += len(ids)

@@ -19,6 +19,7 @@ from django.template.defaulttags import URLNode
 from django.template.loader_tags import ExtendsNode, IncludeNode
 
 from leads.addresses import single_line
+from leads.caching import experiments_invalidate
 from leads.models import Lead, Outreach, OutreachTemplate
 from pipeline_whisperer.exceptions import Conflict, InvalidInput
 
@@ -73,6 +74,7 @@ def template_update(*, template: OutreachTemplate, **changes: str) -> OutreachTe
     for field, value in changes.items():
         setattr(template, field, value)
     template.save(update_fields=[*changes, "updated_at"])
+    experiments_invalidate()  # variants show their template's name
     return template
 
 

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from leads import caching
 from leads.models import EngagementEvent, Experiment, Lead, Outreach, OutreachTemplate
 from leads.tests.factories import (
     EngagementEventFactory,
@@ -304,3 +305,44 @@ def test_experiment_without_outreach_can_be_deleted_from_the_admin(admin_client)
     response = admin_client.post(reverse("admin:leads_experiment_delete", args=[experiment.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not Experiment.objects.filter(pk=experiment.pk).exists()
+
+
+def _rename_variants_inline(admin_client) -> int:
+    experiment = ExperimentFactory()
+    VariantFactory.create_batch(2, experiment=experiment)
+    variants = [
+        {"id": str(v.pk), "experiment": str(experiment.pk), "name": f"{v.name} again", "template": str(v.template_id)}
+        for v in experiment.variants.order_by("name")
+    ]
+    form = _experiment_form(experiment.name, variants, initial=2)
+    return admin_client.post(reverse("admin:leads_experiment_change", args=[experiment.pk]), form).status_code
+
+
+def _rename_template(admin_client) -> int:
+    template = VariantFactory().template
+    form = {"name": "Renamed", "subject": template.subject, "body": template.body}
+    return admin_client.post(reverse("admin:leads_outreachtemplate_change", args=[template.pk]), form).status_code
+
+
+def _delete_experiment(admin_client) -> int:
+    experiment = ExperimentFactory()
+    VariantFactory.create_batch(2, experiment=experiment)
+    url = reverse("admin:leads_experiment_delete", args=[experiment.pk])
+    return admin_client.post(url, {"post": "yes"}).status_code
+
+
+ADMIN_EXPERIMENT_WRITES = {
+    "variants renamed inline": _rename_variants_inline,
+    "template renamed": _rename_template,
+    "experiment deleted": _delete_experiment,
+}
+
+
+@pytest.mark.parametrize("write", ADMIN_EXPERIMENT_WRITES.values(), ids=ADMIN_EXPERIMENT_WRITES.keys())
+def test_an_admin_write_refreshes_the_cached_experiment_answers(
+    write, admin_client, django_capture_on_commit_callbacks
+):
+    assert caching.experiments_answer_cached(parts=("page",), compute=lambda: "before") == "before"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert write(admin_client) == 302
+    assert caching.experiments_answer_cached(parts=("page",), compute=lambda: "after") == "after"

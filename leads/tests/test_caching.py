@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from leads import caching, selectors
-from leads.models import Lead, Outreach
+from leads.models import Experiment, Lead, Outreach, Variant
+from leads.services import experiments as experiment_services
 from leads.services.dispatch import dispatch_record
 from leads.services.feedback import engagement_apply
 from leads.services.ingest import lead_ingest_batch
 from leads.services.leads import lead_create, lead_rescore, lead_score, lead_snooze, lead_unsnooze, lead_update
-from leads.services.outreach import OutreachRequest, outreach_schedule_batch
+from leads.services.outreach import OutreachRequest, outreach_expire_stale, outreach_schedule_batch
 from leads.services.sending import Delivery
-from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
+from leads.services.templates import template_update
+from leads.tests.factories import (
+    ExperimentFactory,
+    LeadFactory,
+    OutreachFactory,
+    OutreachTemplateFactory,
+    VariantFactory,
+)
 from pipeline_whisperer.cache import cache_guard_reset
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +120,62 @@ def test_cached_posteriors_follow_a_changed_counter_without_invalidation():
     after = caching.experiment_posteriors_cached(variants)
     assert after == selectors.experiment_posteriors(variants)
     assert after[variants[0].pk].probability_best > before[variants[0].pk].probability_best
+
+
+# --- The experiments API's whole answers ---------------------------------------------------
+
+
+def _arms(count: int = 2) -> list[Variant]:
+    experiment = ExperimentFactory()
+    return [VariantFactory(experiment=experiment) for _ in range(count)]
+
+
+def _create_experiment() -> Experiment:
+    template = OutreachTemplateFactory()
+    specs = [experiment_services.VariantSpec(name=name, template=template) for name in ("A", "B")]
+    return experiment_services.experiment_create(name="Created", variants=specs)
+
+
+def _ship() -> Experiment:
+    shipped = _arms()[0]
+    return experiment_services.experiment_ship(experiment=shipped.experiment, variant=shipped, by="test")
+
+
+def _expire() -> int:
+    OutreachFactory(
+        variant=VariantFactory(sends=1), status=Outreach.Status.SENT, sent_at=timezone.now() - timedelta(days=30)
+    )
+    return outreach_expire_stale()
+
+
+EXPERIMENT_WRITES: dict[str, Callable[[], object]] = {
+    "experiment created": _create_experiment,
+    "experiment updated": lambda: experiment_services.experiment_update(experiment=ExperimentFactory(), name="New"),
+    "experiment paused": lambda: experiment_services.experiment_set_status(
+        experiment=ExperimentFactory(), status=Experiment.Status.PAUSED
+    ),
+    "experiment deleted": lambda: experiment_services.experiment_delete(experiment=ExperimentFactory()),
+    "variant created": lambda: experiment_services.variant_create(
+        experiment=ExperimentFactory(), name="C", template=OutreachTemplateFactory()
+    ),
+    "variant paused": lambda: experiment_services.variant_update(variant=VariantFactory(), is_active=False),
+    "variant deleted": lambda: experiment_services.variant_delete(variant=_arms(3)[0]),
+    "winner shipped": _ship,
+    "template renamed": lambda: template_update(template=VariantFactory().template, name="Renamed"),
+    "variant chosen and sent": _send,
+    "reward": _engage("converted"),
+    "attribution window passed": _expire,
+}
+
+
+@pytest.mark.parametrize("write", EXPERIMENT_WRITES.values(), ids=EXPERIMENT_WRITES.keys())
+def test_cached_experiment_answers_are_fresh_once_a_write_commits(write, django_capture_on_commit_callbacks):
+    assert caching.experiments_answer_cached(parts=("page",), compute=lambda: "before") == "before"
+    with django_capture_on_commit_callbacks(execute=True):
+        write()
+    assert caching.experiments_answer_cached(parts=("page",), compute=lambda: "after") == "after"
+
+
+def test_a_cached_experiment_answer_is_kept_until_a_write():
+    caching.experiments_answer_cached(parts=("page",), compute=lambda: "before")
+    assert caching.experiments_answer_cached(parts=("page",), compute=lambda: "after") == "before"

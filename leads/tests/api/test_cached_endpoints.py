@@ -13,8 +13,9 @@ from prometheus_client import REGISTRY
 
 from leads import selectors
 from leads.api import serializers as s
-from leads.models import Lead, Variant
-from leads.tests.factories import ExperimentFactory, LeadFactory, VariantFactory
+from leads.models import Lead, Outreach, Variant
+from leads.services.feedback import engagement_apply
+from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.cache import cache_guard_reset
 
 pytestmark = pytest.mark.django_db
@@ -107,13 +108,24 @@ def test_stats_show_a_lead_created_through_the_api_at_once(api_client, django_ca
     assert api_client.get(STATS).json()["total"] == 1
 
 
-def test_experiment_posteriors_follow_a_reward(api_client):
+def test_experiment_posteriors_follow_a_reward(api_client, django_capture_on_commit_callbacks):
     experiment = ExperimentFactory()
     first, _ = VariantFactory(experiment=experiment, name="A"), VariantFactory(experiment=experiment, name="B")
-    api_client.get(f"{EXPERIMENTS}/{experiment.pk}")
-    Variant.objects.filter(pk=first.pk).update(alpha=20.0, sends=19, successes=19)
+    Variant.objects.filter(pk=first.pk).update(alpha=19.0, sends=20, successes=18)
+    rewarded = OutreachFactory(variant=first, status=Outreach.Status.SENT, sent_at=timezone.now() - timedelta(days=1))
+    api_client.get(f"{EXPERIMENTS}/{experiment.pk}")  # cached before the reward
+    with django_capture_on_commit_callbacks(execute=True):
+        engagement_apply(event={"event_id": "e-1", "event_type": "converted", "outreach_id": rewarded.pk})
     variants = {v["name"]: v for v in api_client.get(f"{EXPERIMENTS}/{experiment.pk}").json()["variants"]}
+    assert (variants["A"]["alpha"], variants["A"]["successes"]) == (20.0, 19)
     assert variants["A"]["probability_best"] > 0.9
+
+
+def test_a_second_experiments_request_is_one_cache_read(api_client, django_assert_num_queries):
+    VariantFactory.create_batch(2, experiment=ExperimentFactory())
+    first = api_client.get(EXPERIMENTS)
+    with django_assert_num_queries(AUTH_QUERIES):
+        assert api_client.get(EXPERIMENTS).content == first.content
 
 
 def test_an_unchanged_experiment_reads_its_posteriors_from_the_cache(api_client):

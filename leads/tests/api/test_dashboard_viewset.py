@@ -7,7 +7,10 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_orjson_renderer.renderers import ORJSONRenderer
 
+from leads import selectors
+from leads.api import serializers as s
 from leads.models import EngagementEvent, Lead
 from leads.tests.factories import EngagementEventFactory, LeadFactory, OutreachFactory, VariantFactory
 from pipeline_whisperer.tests.support import assert_problem
@@ -191,3 +194,12 @@ def test_dashboard_is_read_only(name, api_client):
 
 def test_dashboard_has_no_index(api_client):
     assert_problem(api_client.get(DASHBOARD), 404)
+
+
+def test_activity_answers_the_bytes_its_serializer_renders(api_client):
+    lead = LeadFactory(company_name="Acme")
+    EngagementEventFactory(outreach=OutreachFactory(lead=lead, sent_at=timezone.now()), event_type="opened")
+    response = api_client.get(f"{DASHBOARD}/activity")
+    serialized = s.ActivitySerializer(selectors.dashboard_activity(limit=50), many=True).data
+    assert len(response.json()) == 3
+    assert response.content == ORJSONRenderer().render(serialized)

@@ -126,6 +126,17 @@ def test_lead_list_query_count_does_not_grow_with_rows(rows, api_client, django_
 # --- Filters ----------------------------------------------------------------------------
 
 
+def test_the_browsable_lead_list_offers_every_filter_whatever_the_query_names(staff_client):
+    page = staff_client.get(LEADS, {"status": "scored"}, HTTP_ACCEPT="text/html").content.decode()
+    for name in ("status", "persona", "min_score", "max_score", "industry", "created_after", "created_before"):
+        assert f'name="{name}"' in page
+
+
+def test_a_filter_the_query_leaves_out_is_not_validated_but_two_asked_are_checked_together(api_client):
+    assert api_client.get(LEADS, {"min_score": "0.5"}).status_code == 200
+    assert_problem(api_client.get(LEADS, {"min_score": "0.9", "max_score": "0.1"}), 400, errors=["min_score"])
+
+
 def test_status_filter_keeps_only_leads_in_that_status(api_client):
     scored = LeadFactory(status=Lead.Status.SCORED)
     LeadFactory(status=Lead.Status.RAW)
