@@ -11,6 +11,13 @@ leads table) has a generation token in the cache, and every value key contains t
 before the value was computed. `cache_invalidate` gives the family a new token after the
 writer's transaction commits, so a reader that computed from the old rows stores them under the
 old token, where no later reader looks. Values under old tokens simply expire.
+
+A request under the rate limits learns the current generations without a round trip of its own:
+the rate-limit script reads them beside its counters (`generation_keys`, `generations_known`).
+A value found on Redis under a generation read so is remembered by the process for
+MEMO_MAX_AGE, and served from that memory while the request's generation is the same: an
+invalidation is still seen by every worker's next request, and a value lives at most
+MEMO_MAX_AGE past its TTL.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar, cast
@@ -70,6 +80,18 @@ CACHE_INVALIDATIONS = Counter(
     "New generations given to a family of cached values after a committed write.",
     ["family"],
 )
+
+MEMO_MAX_AGE = 1.0  # seconds a value read from Redis is served from this process's memory
+_MEMO_MAX_ENTRIES = 256  # past that the memory starts afresh
+
+# The families this process has looked up on Redis: the generations worth reading beside the
+# rate-limit counters.
+_families_looked_up: set[str] = set()
+# The generations read for the request in hand (family to token), when the counters' round trip read them.
+_generations_known: ContextVar[Mapping[str, str] | None] = ContextVar("cache_generations_known", default=None)
+# A value's key to its raw bytes as Redis held them and when they were read (time.monotonic());
+# raw, so every hit unpickles its own copy as a read from Redis does.
+_memo: dict[str, tuple[bytes, float]] = {}
 
 _MISSING = object()  # not in the cache
 _BYPASSED = object()  # the breaker is open: the cache was not asked
@@ -176,6 +198,13 @@ def _lookup(name: str, parts: Sequence[Hashable], family: str | None) -> tuple[s
 
 
 def _lookup_on_redis(cache: RedisCache, name: str, digest: str, family: str) -> tuple[str, Any]:
+    _families_looked_up.add(family)
+    generation = (_generations_known.get() or {}).get(family)
+    if generation is not None:
+        key = f"cached:{KEY_FORMAT}:{name}:{generation}:{digest}"
+        remembered = _memo.get(key)
+        if remembered is not None and time.monotonic() - remembered[1] < MEMO_MAX_AGE:
+            return key, cache.client.decode(remembered[0])
     client = cache.client.get_client(write=True)
     keys_and_args = [
         cache.make_key(_generation_key(family)),
@@ -188,7 +217,33 @@ def _lookup_on_redis(cache: RedisCache, name: str, digest: str, family: str) -> 
     except NoScriptError:  # first use on this Redis, or after a restart or SCRIPT FLUSH
         generation, raw = client.eval(_LOOKUP_SCRIPT, 1, *keys_and_args)
     key = f"cached:{KEY_FORMAT}:{name}:{generation.decode()}:{digest}"
-    return key, _MISSING if raw is None else cache.client.decode(raw)
+    if raw is None:
+        return key, _MISSING
+    if len(_memo) >= _MEMO_MAX_ENTRIES:
+        _memo.clear()
+    _memo[key] = (raw, time.monotonic())
+    return key, cache.client.decode(raw)
+
+
+def generation_keys() -> dict[str, str]:
+    """The Redis keys (family to key) of the generations a request's other round trip may read
+    for `generations_known`: those of the families this process has looked up. Empty unless the
+    `default` cache is Redis."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return {}
+    return {family: cache.make_key(_generation_key(family)) for family in _families_looked_up}
+
+
+@contextmanager
+def generations_known(generations: Mapping[str, str]) -> Iterator[None]:
+    """Cached reads inside the block take `generations` (family to token, just read from the
+    `default` Redis) as current, so a value this process remembers needs no round trip."""
+    token = _generations_known.set(generations)
+    try:
+        yield
+    finally:
+        _generations_known.reset(token)
 
 
 def _generation(family: str) -> str:
@@ -240,5 +295,8 @@ def _set_generation(family: str) -> None:
 
 
 def cache_guard_reset() -> None:
-    """Forget the breaker and burst state (tests, and settings changes in a running process)."""
+    """Forget the breaker and burst state and the values remembered (tests, and settings changes
+    in a running process)."""
     _guard.cache_clear()
+    _memo.clear()
+    _families_looked_up.clear()

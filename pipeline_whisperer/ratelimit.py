@@ -10,7 +10,8 @@ limit closest to running out; request limit+1 gets 429 problem+json.
 Windows are fixed, as django-ratelimit's are, and each identity's starts at its own offset within
 the period (so a crowd of clients does not all reset at once). All the request's counters (two
 windows for its address, two for its key) move in ONE Redis round trip: a Lua script increments
-them and reads the API-key generation (`pipeline_whisperer.auth`) beside them. django-ratelimit's
+them and reads the API-key generation (`pipeline_whisperer.auth`) and the cached values'
+generations (`pipeline_whisperer.cache.generation_keys`) beside them. django-ratelimit's
 `get_usage` took two or three round trips per counter (about ten per request, the largest part of
 the API's fixed cost); its `Ratelimited` exception and system checks are still used.
 """
@@ -35,6 +36,7 @@ from prometheus_client import Counter
 from redis.exceptions import NoScriptError, RedisError
 
 from pipeline_whisperer.auth import API_KEY_GENERATION_KEY
+from pipeline_whisperer.cache import generation_keys, generations_known
 from pipeline_whisperer.exceptions import RateLimited, ServiceUnavailable, problem_response
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,9 @@ BACKEND_ERRORS = Counter(
 # What a Redis outage looks like, through django-redis (without IGNORE_EXCEPTIONS) or its client.
 BACKEND_FAILURES = (RedisError, ConnectionInterrupted)
 WINDOWS = (("minute", 60), ("hour", 3600))
-# KEYS: the counters, then the generation key; ARGV: each counter's time to live in seconds.
-# Returns each counter after its increment, then the generation (0 before the first change).
+# KEYS: the counters, the API keys' generation, then the cached families' generations; ARGV: each
+# counter's time to live in seconds. Returns each counter after its increment, the API keys'
+# generation (0 before the first change), then each family's generation (nil where it has none).
 _COUNT_SCRIPT = """
 local result = {}
 for i = 1, #ARGV do
@@ -58,6 +61,9 @@ for i = 1, #ARGV do
   result[i] = count
 end
 result[#ARGV + 1] = tonumber(redis.call('GET', KEYS[#ARGV + 1]) or '0')
+for i = #ARGV + 2, #KEYS do
+  result[i] = redis.call('GET', KEYS[i])
+end
 return result
 """
 # Redis names scripts by their SHA-1.
@@ -142,11 +148,13 @@ def window_end(identity: str, period: int, now: int) -> int:
 
 @dataclass(frozen=True)
 class Counted:
-    """The request's counters after it, and the API-key generation read in the same round trip
-    (None where the counters' cache cannot say: then no verified key may be reused)."""
+    """The request's counters after it, and the generations read in the same round trip: the API
+    keys' (None where the counters' cache cannot say: then no verified key may be reused) and
+    the cached families' that have one (empty where the counters' Redis is not the cache's)."""
 
     usages: list[Usage]
     api_key_generation: int | None
+    cache_generations: dict[str, str]
 
 
 def rate_limit_count(*, request: HttpRequest, area: str = "api") -> Counted:
@@ -165,24 +173,41 @@ def rate_limit_count(*, request: HttpRequest, area: str = "api") -> Counted:
     ]
     names = [f"{name}:{end}" for _, _, end, name in windows]
     lifetimes = [end - now + 1 for _, _, end, _ in windows]
-    *counts, generation = _count(caches[settings.RATELIMIT_USE_CACHE], names, lifetimes)
+    families = _cache_generation_keys()
+    counts, generations = _count(caches[settings.RATELIMIT_USE_CACHE], names, lifetimes, list(families.values()))
+    api_key_generation, *family_generations = generations
+    cache_generations = {
+        family: found.decode() for family, found in zip(families, family_generations, strict=True) if found is not None
+    }
     usages = [
         Usage(scope, window, limits[window], count, max(1, end - now))
         for (scope, window, end, _), count in zip(windows, counts, strict=True)
     ]
-    return Counted(usages, generation)
+    return Counted(usages, api_key_generation, cache_generations)
 
 
-def _count(cache: BaseCache, names: list[str], lifetimes: list[int]) -> list[Any]:
-    """Increment each counter (made to expire after its lifetime) and read the generation: one
-    script call on Redis; cache calls elsewhere (the embedded shape's local memory)."""
+def _cache_generation_keys() -> dict[str, str]:
+    """The cached families' generation keys, when the counters share the `default` cache's Redis."""
+    aliases = settings.CACHES
+    if aliases[settings.RATELIMIT_USE_CACHE].get("LOCATION") != aliases["default"].get("LOCATION"):
+        return {}
+    return generation_keys()
+
+
+def _count(
+    cache: BaseCache, names: list[str], lifetimes: list[int], family_keys: list[str]
+) -> tuple[list[int], list[Any]]:
+    """Increment each counter (made to expire after its lifetime) and read the generations (the
+    API keys', then each of `family_keys`, which are made already): one script call on Redis;
+    cache calls elsewhere (the embedded shape's local memory, where no family is read)."""
     if isinstance(cache, RedisCache):
-        keys = [cache.make_key(name) for name in [*names, API_KEY_GENERATION_KEY]]
+        keys = [*(cache.make_key(name) for name in [*names, API_KEY_GENERATION_KEY]), *family_keys]
         client = cache.client.get_client(write=True)
         try:
-            return list(client.evalsha(_COUNT_SCRIPT_SHA, len(keys), *keys, *lifetimes))
+            found = list(client.evalsha(_COUNT_SCRIPT_SHA, len(keys), *keys, *lifetimes))
         except NoScriptError:  # first use on this Redis, or after a restart or SCRIPT FLUSH
-            return list(client.eval(_COUNT_SCRIPT, len(keys), *keys, *lifetimes))
+            found = list(client.eval(_COUNT_SCRIPT, len(keys), *keys, *lifetimes))
+        return found[: len(names)], found[len(names) :]
     counts = []
     for name, lifetime in zip(names, lifetimes, strict=True):
         cache.add(name, 0, timeout=lifetime)
@@ -190,7 +215,7 @@ def _count(cache: BaseCache, names: list[str], lifetimes: list[int]) -> list[Any
             counts.append(cache.incr(name))
         except ValueError as error:  # gone between add and incr: the cache is evicting
             raise CounterUnavailable(str(error)) from error
-    return [*counts, int(cache.get(API_KEY_GENERATION_KEY, 0))]
+    return counts, [int(cache.get(API_KEY_GENERATION_KEY, 0))]
 
 
 def _set_headers(response: HttpResponse, usage: Usage) -> None:
@@ -218,7 +243,8 @@ class RateLimitMiddleware:
         usages = counted.usages
         exceeded = [usage for usage in usages if usage.exceeded]
         if not exceeded:
-            response = self.get_response(request)
+            with generations_known(counted.cache_generations):
+                response = self.get_response(request)
             _set_headers(response, min(usages, key=lambda usage: usage.remaining))
             return response
         # The caller may retry once every exceeded window has ended.

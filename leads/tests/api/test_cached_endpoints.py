@@ -1,5 +1,6 @@
-"""Cached API reads: fewer queries on a hit, a value per query parameter, no caller served what
-it may not read, fresh numbers after a write, and HTTP 200 from the database with Redis stopped."""
+"""Cached API reads: fewer queries on a hit, no Redis round trip of its own on a remembered hit,
+a value per query parameter, no caller served what it may not read, fresh numbers after a write,
+and HTTP 200 from the database with Redis stopped."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from leads.api import serializers as s
 from leads.models import Lead, Outreach, Variant
 from leads.services.feedback import engagement_apply
 from leads.tests.factories import ExperimentFactory, LeadFactory, OutreachFactory, VariantFactory
-from pipeline_whisperer.cache import cache_guard_reset
+from pipeline_whisperer.cache import MEMO_MAX_AGE, cache_guard_reset
+from tests.stand_ins import RedisServer
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +154,60 @@ def test_with_redis_stopped_stats_are_current_and_the_error_is_counted(api_clien
     errors = requests("lead_stats", "error")
     assert api_client.get(STATS).json()["total"] == 1
     assert requests("lead_stats", "error") - errors == 1
+
+
+@pytest.fixture
+def one_redis(settings) -> Iterator[RedisServer]:
+    """The cache and the rate-limit counters on one Redis server of the test's own, as deployed."""
+    server = RedisServer().start()
+    aliases = settings.CACHES
+    settings.CACHES = {
+        **aliases,
+        "default": {**aliases["default"], "LOCATION": server.url},
+        "ratelimit": {**aliases["ratelimit"], "LOCATION": server.url},
+    }
+    cache_guard_reset()
+    yield server
+    server.stop()
+
+
+def _command_calls(server: RedisServer) -> dict[str, int]:
+    import redis
+
+    stats = redis.Redis.from_url(server.url).info("commandstats")
+    return {name.removeprefix("cmdstat_"): figures["calls"] for name, figures in stats.items()}
+
+
+def test_a_remembered_hit_takes_no_redis_round_trip_beside_the_counters(api_client, one_redis):
+    api_client.get(STATS)  # a miss: computed and stored
+    api_client.get(STATS)  # a hit on Redis, which this process remembers
+    before = _command_calls(one_redis)
+    hits = requests("lead_stats", "hit")
+    assert api_client.get(STATS).status_code == 200
+    after = _command_calls(one_redis)
+    moved = {name: total - before.get(name, 0) for name, total in after.items() if total != before.get(name, 0)}
+    for ours in ("info", "client|setinfo", "hello"):  # reading these figures
+        moved.pop(ours, None)
+    # The rate-limit script alone: four counters, the API keys' generation and the lead metrics'.
+    assert moved == {"evalsha": 1, "incr": 4, "get": 2}
+    assert requests("lead_stats", "hit") - hits == 1
+
+
+def test_a_remembered_hit_gives_way_to_a_write_at_once(api_client, one_redis, django_capture_on_commit_callbacks):
+    api_client.get(STATS)
+    assert api_client.get(STATS).json()["total"] == 0  # remembered from here on
+    with django_capture_on_commit_callbacks(execute=True):
+        api_client.post("/api/v1/leads", {"lightfield_id": "lf-1", "company_name": "Acme"})
+    assert api_client.get(STATS).json()["total"] == 1
+
+
+def test_a_remembered_hit_is_read_from_redis_again_after_its_max_age(api_client, one_redis, monkeypatch):
+    import time
+
+    api_client.get(STATS)
+    api_client.get(STATS)
+    started = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: started + MEMO_MAX_AGE)
+    before = _command_calls(one_redis)
+    api_client.get(STATS)
+    assert _command_calls(one_redis)["evalsha"] - before["evalsha"] == 2  # the counters, then the value
