@@ -84,7 +84,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "pipeline_whisperer.compression.GZipAbove1KBMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "pipeline_whisperer.csp.ConstantPolicyCSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "pipeline_whisperer.ratelimit.RateLimitMiddleware",
     "pipeline_whisperer.middleware.RequestBodyLimitMiddleware",
