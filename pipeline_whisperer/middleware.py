@@ -1,5 +1,5 @@
-"""Request-level guards that must run before any view reads the body, and the request's
-correlation id and access log line."""
+"""Request-level guards that must run before any view reads the body, the request's
+correlation id and access log line, and message storage made only when it is used."""
 
 import io
 import logging
@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.messages.storage import default_storage
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
 
 from pipeline_whisperer.correlation import correlation_scope
 from pipeline_whisperer.exceptions import problem_response
@@ -134,3 +137,22 @@ def _log_access(request: HttpRequest, response: HttpResponse, *, duration_ms: fl
         level, "%s %s %s %s ms", request.method, request.path, status, fields["duration_ms"], extra=fields
     )
     response._has_been_logged = True  # type: ignore[attr-defined]
+
+
+class LazyMessageMiddleware(MessageMiddleware):
+    """Django's MessageMiddleware, with the message storage made when a view or a template first
+    uses it rather than on every request.
+
+    Making it costs a cookie signer and two storages per request (about 2% of a cached API
+    request), and only the admin and the console use messages. Storage never used holds no
+    message, so there is nothing to store with the response either.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        request._messages = SimpleLazyObject(lambda: default_storage(request))  # type: ignore[attr-defined]
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        messages = getattr(request, "_messages", None)
+        if isinstance(messages, SimpleLazyObject) and messages._wrapped is empty:
+            return response
+        return super().process_response(request, response)

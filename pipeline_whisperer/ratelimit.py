@@ -25,6 +25,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -117,6 +118,7 @@ def client_ip(request: HttpRequest) -> str:
         return remote
 
 
+@lru_cache(maxsize=4096)  # parsing is most of the counting's own CPU, and clients come back
 def ip_identity(address: str) -> str:
     """The unit an address is counted as (by the rate limits and the login lockouts): an IPv4
     address itself, an IPv6 address's /64."""

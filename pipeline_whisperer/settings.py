@@ -94,7 +94,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Turns a login refused by a lockout into the lockout page (429); must follow authentication.
     "axes.middleware.AxesMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "pipeline_whisperer.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
