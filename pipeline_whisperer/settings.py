@@ -361,6 +361,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "ORJSON_RENDERER_OPTIONS": (orjson.OPT_UTC_Z, orjson.OPT_NON_STR_KEYS),
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "pipeline_whisperer.api.JsonFirstContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "pipeline_whisperer.api.BoundedPageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_FILTER_BACKENDS": [
