@@ -96,7 +96,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "pipeline_whisperer.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "pipeline_whisperer.request_metrics.RequestMetricsAfterMiddleware",
 ]
 
 ROOT_URLCONF = "pipeline_whisperer.urls"
