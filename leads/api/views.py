@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -28,7 +29,7 @@ from leads.services import ingest as ingest_services
 from leads.services import leads as lead_services
 from leads.services import outreach as outreach_services
 from leads.services import templates as template_services
-from pipeline_whisperer.api import ItemwiseJSONParser, KeysetPagination
+from pipeline_whisperer.api import ItemwiseJSONParser, KeysetPagination, plain_data_response
 from pipeline_whisperer.exceptions import InvalidInput, PayloadTooLarge
 
 
@@ -123,8 +124,8 @@ class LeadViewSet(_LeanListMixin, mixins.RetrieveModelMixin, viewsets.GenericVie
 
     @extend_schema(responses=s.LeadStatsSerializer)
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
-    def stats(self, request: Request) -> Response:
-        return Response(caching.lead_stats_cached(present=s.lead_stats_answer))
+    def stats(self, request: Request) -> HttpResponseBase:
+        return plain_data_response(request, caching.lead_stats_cached(present=s.lead_stats_answer))
 
     @extend_schema(responses=s.LeadDetailSerializer)
     @action(
@@ -420,15 +421,15 @@ class DashboardViewSet(viewsets.ViewSet):
 
     @extend_schema(parameters=[s.FunnelQuerySerializer], responses=s.FunnelSerializer)
     @action(detail=False, methods=["get"])
-    def funnel(self, request: Request) -> Response:
+    def funnel(self, request: Request) -> HttpResponseBase:
         period = s.validated(s.FunnelQuerySerializer, request.query_params)["period"]
-        return Response(caching.dashboard_funnel_cached(period=period, present=s.funnel_answer))
+        return plain_data_response(request, caching.dashboard_funnel_cached(period=period, present=s.funnel_answer))
 
     @extend_schema(parameters=[s.TimelineQuerySerializer], responses=s.TimelinePointSerializer(many=True))
     @action(detail=False, methods=["get"])
-    def timeline(self, request: Request) -> Response:
+    def timeline(self, request: Request) -> HttpResponseBase:
         days = s.validated(s.TimelineQuerySerializer, request.query_params)["days"]
-        return Response(caching.dashboard_timeline_cached(days=days, present=s.timeline_answer))
+        return plain_data_response(request, caching.dashboard_timeline_cached(days=days, present=s.timeline_answer))
 
     @extend_schema(parameters=[s.ActivityQuerySerializer], responses=s.ActivitySerializer(many=True))
     @action(detail=False, methods=["get"])
