@@ -232,7 +232,8 @@ def generation_keys() -> dict[str, str]:
     cache = caches["default"]
     if not isinstance(cache, RedisCache):
         return {}
-    return {family: cache.make_key(_generation_key(family)) for family in _families_looked_up}
+    families = tuple(_families_looked_up)  # copied at once: another thread may add to it
+    return {family: cache.make_key(_generation_key(family)) for family in families}
 
 
 @contextmanager
