@@ -422,13 +422,13 @@ class DashboardViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[s.FunnelQuerySerializer], responses=s.FunnelSerializer)
     @action(detail=False, methods=["get"])
     def funnel(self, request: Request) -> HttpResponseBase:
-        period = s.validated(s.FunnelQuerySerializer, request.query_params)["period"]
+        period = s.validated_query(s.FunnelQuerySerializer, request.query_params)["period"]
         return plain_data_response(request, caching.dashboard_funnel_cached(period=period, present=s.funnel_answer))
 
     @extend_schema(parameters=[s.TimelineQuerySerializer], responses=s.TimelinePointSerializer(many=True))
     @action(detail=False, methods=["get"])
     def timeline(self, request: Request) -> HttpResponseBase:
-        days = s.validated(s.TimelineQuerySerializer, request.query_params)["days"]
+        days = s.validated_query(s.TimelineQuerySerializer, request.query_params)["days"]
         return plain_data_response(request, caching.dashboard_timeline_cached(days=days, present=s.timeline_answer))
 
     @extend_schema(parameters=[s.ActivityQuerySerializer], responses=s.ActivitySerializer(many=True))

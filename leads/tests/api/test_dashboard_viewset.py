@@ -203,3 +203,11 @@ def test_activity_answers_the_bytes_its_serializer_renders(api_client):
     serialized = s.ActivitySerializer(selectors.dashboard_activity(limit=50), many=True).data
     assert len(response.json()) == 3
     assert response.content == ORJSONRenderer().render(serialized)
+
+
+@pytest.mark.parametrize(("path", "query"), [("funnel", {"period": "1y"}), ("timeline", {"days": "0"})])
+def test_a_refused_query_is_refused_each_time_it_is_asked(path, query, api_client):
+    # The answers to queries seen before are remembered (serializers.validated_query); refusals are not.
+    for _ in range(2):
+        assert api_client.get(f"{DASHBOARD}/{path}", query).status_code == 400
+    assert api_client.get(f"{DASHBOARD}/{path}").status_code == 200
