@@ -18,6 +18,21 @@ def seconds_left_in_minute(identity: str) -> int:
 
 
 def wait_for_fresh_minutes(*identities: str, needed: int) -> None:
-    """Return once each identity's current one-minute window has at least `needed` seconds left."""
-    while (shortest := min(seconds_left_in_minute(identity) for identity in identities)) < needed:
-        time.sleep(shortest + 1)
+    """Return once each identity's current one-minute window has at least `needed` seconds left.
+
+    The first such second is worked out, not waited for by sleeping: two identities whose
+    minutes start about 30 s apart may share a single such second a minute, which sleeping
+    until the nearest window's end would step over every time.
+    """
+    now = int(time.time())
+    fresh = next(
+        (
+            second
+            for second in range(now, now + 60)
+            if all(window_end(identity, 60, second) - second >= needed for identity in identities)
+        ),
+        None,
+    )
+    if fresh is None:
+        raise ValueError(f"no second of a minute leaves {needed} s in every window of {identities}")
+    time.sleep(max(0.0, fresh + 0.05 - time.time()))  # into that second, not at its edge
