@@ -2,6 +2,8 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.contrib.admin import apps as admin_apps
+from django.core import checks
 
 # Cache backends whose close() does nothing (django-redis unless told to close its connections):
 # closing them after every request, as Django does, only costs the walk over the aliases.
@@ -10,6 +12,28 @@ _NOTHING_TO_CLOSE = {
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
 }
+
+
+class AdminConfig(admin_apps.SimpleAdminConfig):
+    """The admin without autodiscovery at start-up: the root URLconf imports the apps' admin
+    modules, so a management command that never routes a request does not pay for them. Its checks
+    import them first: the check registry is a set, so the URL check may well run after them."""
+
+    default = False  # named in INSTALLED_APPS; PipelineWhispererConfig stays this module's default
+
+    def ready(self) -> None:
+        from django.contrib.admin.checks import check_dependencies
+
+        checks.register(check_dependencies, checks.Tags.admin)
+        checks.register(_check_every_model_admin, checks.Tags.admin)
+
+
+def _check_every_model_admin(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.contrib import admin
+    from django.contrib.admin.checks import check_admin_app
+
+    admin.autodiscover()
+    return check_admin_app(app_configs, **kwargs)
 
 
 class PipelineWhispererConfig(AppConfig):

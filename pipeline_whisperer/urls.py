@@ -8,8 +8,8 @@ from drf_spectacular.views import SpectacularAPIView
 from pipeline_whisperer.admin import login_lockouts
 from pipeline_whisperer.api_edges import FALLBACK_URL_NAME, SwaggerDocsView, api_fallback
 
-# The admin app is SimpleAdminConfig (settings): the apps' admin modules are imported here, by the
-# first request or by `manage.py check`'s URL checks, which run before the admin's own checks.
+# The admin does not autodiscover at start-up (pipeline_whisperer.apps.AdminConfig): the apps'
+# admin modules are imported here, by the first request, or by the admin's checks.
 admin.autodiscover()
 
 urlpatterns = [
