@@ -71,8 +71,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Liveness is answered before anything else runs (health/middleware.py says why).
-    "health.middleware.LivenessMiddleware",
     # django-prometheus: Before stays first and After last, so their timings cover the rest.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pipeline_whisperer.middleware.CorrelationIdMiddleware",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import wsgiref.util
+from typing import Any
+
 import pytest
 from django.db.migrations.recorder import MigrationRecorder
 
@@ -91,6 +95,23 @@ def test_readiness_answer_is_reused_for_the_probe_cache_seconds(client, throwawa
     assert client.get("/health/readiness").status_code == 503
 
 
-def test_liveness_is_answered_before_the_host_check(client):
-    response = client.get("/health/liveness", HTTP_HOST="10.1.2.3:8000")  # a kubelet's pod address
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+def _served(path: str, host: str) -> tuple[str, dict[str, str], bytes]:
+    """What the application gunicorn and runserver serve answers to a GET of `path`."""
+    from pipeline_whisperer.wsgi import application
+
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_HOST": host}
+    wsgiref.util.setup_testing_defaults(environ)
+    answered: list[Any] = []
+    body = b"".join(application(environ, lambda status, headers: answered.extend((status, dict(headers)))))
+    return answered[0], answered[1], body
+
+
+def test_liveness_is_answered_before_django_whatever_the_host():
+    # A kubelet's pod address, which is not an allowed host; no db fixture: a query would raise.
+    status, headers, body = _served("/health/liveness", host="10.1.2.3:8000")
+    assert (status, headers["Content-Type"], json.loads(body)) == ("200 OK", "application/json", {"status": "ok"})
+
+
+def test_every_other_path_goes_on_to_django(settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    assert _served("/health/liveness/", host="10.1.2.3:8000")[0].startswith("400")  # Django's host check
