@@ -1,9 +1,10 @@
 """Health probes (JSON, 200 or 503) and the Prometheus /metrics endpoint.
 
 Liveness is a plain view that touches nothing, so a database or cache outage never restarts
-pods; served by gunicorn or runserver, health.wsgi answers it before Django. Readiness, startup and detailed run
-django-health-check checks; the library answers 500 on failure and renders several formats, so
-`ProbeView` always answers our JSON with 503. Readiness and startup reuse a recent answer.
+pods; under gunicorn or runserver, pipeline_whisperer.middleware.LivenessFirst answers it before
+Django. Readiness, startup and detailed run django-health-check checks; the library answers 500
+on failure and renders several formats, so `ProbeView` always answers our JSON with 503.
+Readiness and startup reuse a recent answer.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from health.checks import KafkaBroker
 from health.metrics import metrics_access_problem, metrics_registry
 from health.probes import stage_lag, versions
 from health.registry import Probe, registered_checks
-from health.wsgi import LIVE_BODY
 from pipeline_whisperer.auth import API_KEY_HEADER, ApiKeyAuthentication, HasApiAccess
 from pipeline_whisperer.exceptions import problem_response
+from pipeline_whisperer.middleware import LIVE_BODY
 
 # Per process: path -> (monotonic time, status, body) of the latest readiness/startup answer.
 _recent_answers: dict[str, tuple[float, int, bytes]] = {}

@@ -1,5 +1,5 @@
 """WSGI entry point for gunicorn and runserver: Django, behind liveness (answered before Django,
-health.wsgi) and the one WSGI-level guard it needs (a chunked request body made readable; see
+LivenessFirst) and the one WSGI-level guard it needs (a chunked request body made readable; see
 ChunkedBodyMiddleware)."""
 
 import os
@@ -9,7 +9,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipeline_whisperer.settings")
 django_application = get_wsgi_application()
 
-from health.wsgi import LivenessFirst  # noqa: E402
-from pipeline_whisperer.middleware import ChunkedBodyMiddleware  # noqa: E402 - needs the settings
+from pipeline_whisperer.middleware import ChunkedBodyMiddleware, LivenessFirst  # noqa: E402 - needs the settings
 
 application = LivenessFirst(ChunkedBodyMiddleware(django_application))
