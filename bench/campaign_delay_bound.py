@@ -77,6 +77,15 @@ def exact_sampler(arm: Arm, tick: int, tick_days: float, rng: random.Random) -> 
     return draw
 
 
+def resolve(arms: list[Arm], arrivals: dict[int, list[tuple[int, int]]], tick: int, window_ticks: int) -> None:
+    """What `tick` settles: the successes due then, and the windows that closed as failures."""
+    for index, sent_at in arrivals.pop(tick, []):
+        arms[index].successes += 1
+        arms[index].pending[sent_at] -= 1
+    for arm in arms:
+        arm.failures += arm.pending.pop(tick - window_ticks, 0)
+
+
 def campaign(rates: Sequence[float], seed: int, rule: str, *, sends: int, days: int, tick_hours: float) -> float:
     """The regret (sum over sends of the best rate minus the chosen one's) of one seeded campaign."""
     outcomes = random.Random(seed)  # noqa: S311  (a seeded simulation)
@@ -91,12 +100,7 @@ def campaign(rates: Sequence[float], seed: int, rule: str, *, sends: int, days: 
     sampler = exact_sampler if rule == "exact" else weighted_sampler
     best, regret, sent = max(rates), 0.0, 0
     for tick in range(ticks):
-        for index, sent_at in arrivals.pop(tick, []):
-            arms[index].successes += 1
-            arms[index].pending[sent_at] -= 1
-        for arm in arms:  # windows that closed: failures
-            expired = arm.pending.pop(tick - window_ticks, 0)
-            arm.failures += expired
+        resolve(arms, arrivals, tick, window_ticks)
         samplers = [sampler(arm, tick, tick_days, choosing) for arm in arms]
         due = round((tick + 1) * sends / ticks) - sent
         for _ in range(due):

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from campaign_delay_bound import MEAN_DELAY_DAYS, WINDOW_DAYS, Arm, in_window_share, weighted_sampler
+from campaign_delay_bound import MEAN_DELAY_DAYS, WINDOW_DAYS, Arm, in_window_share, resolve, weighted_sampler
 
 from leads import bandit
 
@@ -40,11 +40,7 @@ def stopping_campaign(
     arrivals: dict[int, list[tuple[int, int]]] = {}
     sent, leader, held = 0, None, 0
     for day in range(math.ceil(cap / daily) + window + 1):
-        for index, sent_at in arrivals.pop(day, []):
-            arms[index].successes += 1
-            arms[index].pending[sent_at] -= 1
-        for arm in arms:
-            arm.failures += arm.pending.pop(day - window, 0)
+        resolve(arms, arrivals, day, window)
         adjusted = []
         for key, arm in enumerate(arms):
             weight = sum(count * in_window_share(day - sent_day) for sent_day, count in arm.pending.items())
