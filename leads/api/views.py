@@ -434,7 +434,7 @@ class DashboardViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[s.ActivityQuerySerializer], responses=s.ActivitySerializer(many=True))
     @action(detail=False, methods=["get"])
     def activity(self, request: Request) -> Response:
-        limit = s.validated(s.ActivityQuerySerializer, request.query_params)["limit"]
+        limit = s.validated_query(s.ActivityQuerySerializer, request.query_params)["limit"]
         # The selector's items are the answer's shape already (ActivitySerializer describes it):
         # a serializer per row cost more than the query.
         return Response(selectors.dashboard_activity(limit=limit))
