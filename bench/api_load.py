@@ -13,6 +13,11 @@ has written it. Results: bench/results/api.{md,json}.
 
     make bench-api                 # or: python bench/api_load.py --duration 20 --runs 3
     python bench/api_load.py --sets 10k --duration 5 --runs 1 --only lead   # a quick look
+    python bench/api_load.py --sets 10k --duration 10 --profile "lead detail"   # under py-spy
+
+With --profile NAME, the one endpoint named so is driven by wrk while py-spy samples gunicorn's
+workers (bench/results/api_profile_<name>.txt: the functions holding most samples, on their own
+and with what they call); no results are written and the figures under py-spy are not comparable.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--only", help="run only endpoints whose name contains this")
+    parser.add_argument("--profile", metavar="NAME", help="py-spy over gunicorn's workers while wrk drives NAME")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -119,13 +126,17 @@ def main() -> None:
         broker = TansuBroker().start()
         env = server_env(broker.bootstrap, seeded)
         try:
+            if args.profile:
+                profile_endpoint(env, seeded, args)
+                continue
             # Ceilings first: the write endpoints measured last grow the leads table.
             ceilings = {ceiling: measure_ceiling(env, ceiling, args) for ceiling in ("fixed_json", "lead_list")}
             rows, memory = measure_service(env, seeded, args)
         finally:
             broker.stop()
         results[name] = {"data": vars(data), "endpoints": rows, "ceilings": ceilings, "memory": memory}
-    write_results(args, results)
+    if not args.profile:
+        write_results(args, results)
 
 
 def prepare_database() -> None:
@@ -230,6 +241,51 @@ def measure_service(env: dict[str, str], seeded: dict, args: argparse.Namespace)
     finally:
         server.stop()
     return rows, memory
+
+
+def profile_endpoint(env: dict[str, str], seeded: dict, args: argparse.Namespace) -> None:
+    from bench.pipeline_throughput import py_spy
+
+    endpoint = next(e for e in endpoints(seeded["lead_id"], seeded["lead_list_url"]) if e.name == args.profile)
+    server = Gunicorn("pipeline_whisperer.wsgi:application", env)
+    raw = Path(tempfile.mkdtemp(prefix="pw-profile-")) / "stacks.txt"
+    try:
+        wrk(server.url, endpoint, argparse.Namespace(**{**vars(args), "duration": 2}), env, seeded["api_key"], run=-1)
+        command = [py_spy(), "record", "--pid", str(server.process.pid), "--subprocesses", "--gil", "--rate", "50"]
+        command += ["--format", "raw", "--duration", str(args.duration + 1), "-o", str(raw)]
+        sampling = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # py-spy attaches before the load starts
+        figures = wrk(server.url, endpoint, args, env, seeded["api_key"], run=0)
+        sampling.wait(60)
+    finally:
+        server.stop()
+    report = RESULTS / f"api_profile_{endpoint.name.split(' (')[0].replace(' ', '-')}.txt"
+    heading = f"{endpoint.name}: {figures['requests_per_s']:.0f} req/s under py-spy, {args.connections} connections"
+    report.write_text(heading + "\n\n" + summarise_stacks(raw.read_text()))
+    print(report.read_text())
+
+
+def summarise_stacks(collapsed: str, top: int = 40) -> str:
+    """py-spy's collapsed stacks (`frame;frame;... count`) as the functions holding most samples on
+    their own, then with their callees, each as a share of the samples of the busy threads."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = [frame.split(" (")[0] + " (" + frame.split("/")[-1] for frame in stack.split(";")[1:]]
+        if not frames or any(idle in frames[-1] for idle in ("select (", "wait (", "poll (", "accept (")):
+            continue  # a thread waiting for work: not the cost of a request
+        count = int(count_text)
+        samples += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    lines = [f"{samples} busy samples", "", "own share | function"]
+    lines += [f"{count / samples:6.1%} | {frame}" for frame, count in sorted(own.items(), key=lambda i: -i[1])[:top]]
+    lines += ["", "total share | function (with what it calls)"]
+    lines += [f"{count / samples:6.1%} | {frame}" for frame, count in sorted(total.items(), key=lambda i: -i[1])[:top]]
+    return "\n".join(lines) + "\n"
 
 
 def measure_ceiling(env: dict[str, str], name: str, args: argparse.Namespace) -> dict:
