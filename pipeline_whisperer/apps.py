@@ -44,6 +44,7 @@ class PipelineWhispererConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import post_delete, post_save
 
         # Not schema: its OpenAPI auth extension registers when DEFAULT_SCHEMA_CLASS (same module) is
@@ -55,6 +56,10 @@ class PipelineWhispererConfig(AppConfig):
         post_save.connect(_on_api_key_changed, sender=ApiKey, dispatch_uid="api-key-saved")
         post_delete.connect(_on_api_key_changed, sender=ApiKey, dispatch_uid="api-key-deleted")
         user_locked_out.connect(_on_user_locked_out, dispatch_uid="pipeline_whisperer.lockouts")
+        if any(database["ENGINE"] == "django.db.backends.postgresql" for database in settings.DATABASES.values()):
+            from pipeline_whisperer.postgres import use_fast_timestamp_loader
+
+            connection_created.connect(use_fast_timestamp_loader, dispatch_uid="fast-timestamp-loader")
 
         # Django closes every cache after each request: about 2% of a cached API request, and with
         # these backends there is nothing to close (with any other backend, Django keeps closing).
