@@ -1,8 +1,9 @@
-"""Gunicorn worker classes side by side: req/s and p99 under wrk for a cached endpoint and liveness.
+"""Gunicorn worker classes, workers and threads side by side: req/s and p99 under wrk for a cached
+endpoint, the lead list and liveness.
 
 Serves the database bench/api_inprocess.py seeded (run it first) with deploy/gunicorn.conf.py,
-2 workers, overriding only the worker class and threads on the command line, in the same run,
-alternating configurations RUNS times. Results: bench/results/gunicorn_workers.{md,json}.
+overriding only the worker class, workers and threads, in the same run, alternating
+configurations RUNS times. Results: bench/results/gunicorn_workers.{md,json}.
 
     python bench/gunicorn_workers.py [--duration 10] [--runs 2] [--connections 64]
 """
@@ -27,12 +28,23 @@ sys.path.insert(0, str(ROOT))
 from bench.api_inprocess import ENV, RESULTS  # noqa: E402
 from tests.stand_ins import free_port  # noqa: E402
 
-CONFIGURATIONS = [("sync", 1), ("gthread", 1), ("gthread", 4), ("gthread", 8)]
+CONFIGURATIONS = [
+    ("sync", 2, 1),
+    ("sync", 4, 1),
+    ("gthread", 2, 1),
+    ("gthread", 2, 2),
+    ("gthread", 2, 4),
+    ("gthread", 4, 2),
+]
 SOCKET_ERRORS = ("connect_errors", "read_errors", "write_errors", "timeouts")
-ENDPOINTS = [("lead stats (cached)", "/api/v1/leads/stats", True), ("liveness", "/health/liveness", False)]
+ENDPOINTS = [
+    ("lead stats (cached)", "/api/v1/leads/stats", True),
+    ("lead list (50 a page, status filter)", "/api/v1/leads?status=scored", True),
+    ("liveness", "/health/liveness", False),
+]
 
 
-def serve(worker_class: str, threads: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def serve(worker_class: str, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     metrics_dir = tempfile.mkdtemp(prefix="pw-metrics-")
     env = {
@@ -40,7 +52,7 @@ def serve(worker_class: str, threads: int) -> tuple[subprocess.Popen[bytes], str
         **ENV,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-        "WEB_CONCURRENCY": "2",
+        "WEB_CONCURRENCY": str(workers),
         "GUNICORN_THREADS": str(threads),
         "GUNICORN_MAX_REQUESTS": "0",
     }
@@ -88,25 +100,33 @@ def main() -> None:
     ).stdout.strip()
     runs: dict[str, list[dict]] = {}
     for _ in range(args.runs):
-        for worker_class, threads in CONFIGURATIONS:
-            process, url, metrics_dir = serve(worker_class, threads)
+        for worker_class, workers, threads in CONFIGURATIONS:
+            process, url, metrics_dir = serve(worker_class, workers, threads)
             try:
                 for name, path, keyed in ENDPOINTS:
                     wrk(url + path, api_key if keyed else None, argparse.Namespace(**{**vars(args), "duration": 2}))
                     figures = wrk(url + path, api_key if keyed else None, args)
-                    runs.setdefault(f"{worker_class} x{threads} | {name}", []).append(figures)
-                    print(worker_class, threads, name, round(figures["requests_per_s"]), figures["p99_us"], flush=True)
+                    runs.setdefault(f"{worker_class} | {workers} x {threads} | {name}", []).append(figures)
+                    print(
+                        worker_class,
+                        workers,
+                        threads,
+                        name,
+                        round(figures["requests_per_s"]),
+                        figures["p99_us"],
+                        flush=True,
+                    )
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(60)
                 shutil.rmtree(metrics_dir, ignore_errors=True)
     lines = [
-        f"# gunicorn worker classes (2 workers, wrk -c{args.connections} -d{args.duration}s, median of {args.runs})",
+        f"# gunicorn worker classes (wrk -c{args.connections} -d{args.duration}s, median of {args.runs})",
         "",
         "The machine is shared with other work and wrk runs on the same two cores: compare rows of one run.",
         "",
-        "| worker class x threads | endpoint | req/s | p99 ms | socket errors | non-2xx |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| worker class | workers x threads | endpoint | req/s | p99 ms | socket errors | non-2xx |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for label, figures in runs.items():
         rate = statistics.median(run["requests_per_s"] for run in figures)

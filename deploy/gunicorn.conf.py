@@ -28,9 +28,10 @@ wsgi_app = "pipeline_whisperer.wsgi:application"
 bind = [env_str("GUNICORN_BIND", f"0.0.0.0:{env_int('PORT', 8000, minimum=1)}")]
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
 # gthread, not sync: a sync worker serves one connection at a time and closes it after each
-# answer (no keep-alive), so probes and API clients behind a proxy pay a new connection per
-# request and one slow request holds the worker; bench/gunicorn_workers.py measured liveness at
-# 268 req/s on sync against 983-2,153 on gthread with 1-8 threads (one run, machine loaded).
+# answer (no keep-alive), so one slow request (a rescore waiting on the LLM, a large ingest) holds
+# a whole worker and the probes behind it. bench/gunicorn_workers.py (quiet machine, 64
+# connections) measured sync 2x1 at most 10% ahead on a cached endpoint (651 against 614 req/s,
+# p99 160 against 205 ms) and the lead list (233 against 213); 4 workers on 2 cores lose to 2.
 worker_class = "gthread"
 threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
