@@ -18,7 +18,8 @@ from psycopg.adapt import Loader
 from psycopg.pq import Format
 
 _TIMESTAMPTZ = adapters.types["timestamptz"].oid
-_FAST_LOADER = adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)  # the C one (a final class)
+# The C one with psycopg[binary] (a final class: it can only be wrapped); psycopg always has one.
+_FAST_LOADER: type[Loader] = adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)  # type: ignore[assignment]
 
 
 class UtcTimestamptzLoader(Loader):
@@ -32,7 +33,7 @@ class UtcTimestamptzLoader(Loader):
         self._fast = _FAST_LOADER(oid, context)
 
     def load(self, data: Any) -> datetime.datetime:
-        return self._fast.load(data)  # type: ignore[no-any-return]
+        return self._fast.load(data)
 
 
 def use_fast_timestamp_loader(sender: Any, connection: BaseDatabaseWrapper, **_: Any) -> None:

@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
 from leads.admin.privacy import PrivacyActions
-from leads.caching import experiments_invalidate
+from leads.caching import experiments_invalidate, lead_metrics_invalidate
 from leads.console.story import lead_story
 from leads.models import EngagementEvent, Lead, Outreach, OutreachTemplate
 from leads.services import leads as lead_services
@@ -67,25 +67,33 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ExperimentsCacheAdmin(admin.ModelAdmin):
-    """An admin whose saves and deletes change what the experiments API answers (experiments,
-    their variants inline, the templates variants name): each invalidates its cached answers."""
+class CachedAnswersAdmin(admin.ModelAdmin):
+    """An admin whose saves and deletes change answers the API serves from the cache: each calls
+    `invalidate_cached` (a family's invalidation, leads.caching) after its write."""
+
+    invalidate_cached: Callable[[], None]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        experiments_invalidate()
+        self.invalidate_cached()
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        experiments_invalidate()
+        self.invalidate_cached()
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         super().delete_model(request, obj)
-        experiments_invalidate()
+        self.invalidate_cached()
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         super().delete_queryset(request, queryset)
-        experiments_invalidate()
+        self.invalidate_cached()
+
+
+class ExperimentsCacheAdmin(CachedAnswersAdmin):
+    """Experiments, their variants inline, and the templates variants name: the experiments API."""
+
+    invalidate_cached = staticmethod(experiments_invalidate)
 
 
 class OutreachInline(admin.TabularInline):
@@ -104,7 +112,9 @@ class OutreachInline(admin.TabularInline):
 
 
 @admin.register(Lead)
-class LeadAdmin(PrivacyActions):
+class LeadAdmin(CachedAnswersAdmin, PrivacyActions):
+    invalidate_cached = staticmethod(lead_metrics_invalidate)  # a deleted lead leaves the stats and the funnel
+
     list_display = (
         "company_name",
         "lightfield_id",

@@ -346,3 +346,12 @@ def test_an_admin_write_refreshes_the_cached_experiment_answers(
     with django_capture_on_commit_callbacks(execute=True):
         assert write(admin_client) == 302
     assert caching.experiments_answer_cached(parts=("page",), compute=lambda: "after") == "after"
+
+
+def test_a_lead_deleted_in_the_admin_leaves_the_cached_lead_stats(admin_client, django_capture_on_commit_callbacks):
+    lead = LeadFactory()
+    assert caching.lead_stats_cached(present=dict)["total"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:leads_lead_delete", args=[lead.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert caching.lead_stats_cached(present=dict)["total"] == 0
