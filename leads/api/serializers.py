@@ -599,6 +599,7 @@ class EngagementResultSerializer(serializers.Serializer):
 # serializers stay, for the schema and the detail views): columns under their own names
 # (a foreign key gives its id), the rest by expression.
 LEAD_LIST_COLUMNS = tuple(LeadListSerializer.Meta.fields)
+LEAD_DETAIL_COLUMNS = tuple(LeadDetailSerializer.Meta.fields)
 OUTREACH_EXPRESSIONS = {"lightfield_id": F("lead__lightfield_id"), "experiment": F("variant__experiment_id")}
 OUTREACH_COLUMNS = tuple(name for name in OutreachSerializer.Meta.fields if name not in OUTREACH_EXPRESSIONS)
 ENGAGEMENT_COLUMNS = tuple(EngagementEventSerializer.Meta.fields)

@@ -343,6 +343,24 @@ def test_lead_detail_shows_the_full_lead(api_client):
     assert body["outreach_count"] == 0
 
 
+@pytest.mark.parametrize("path", ["{LEADS}/{lead.pk}", "{LEADS}/lightfield/{lead.lightfield_id}"])
+def test_lead_detail_answers_what_the_detail_serializer_describes(path, api_client):
+    from rest_framework.renderers import JSONRenderer
+
+    from leads.api.serializers import LeadDetailSerializer
+
+    now = timezone.now()
+    lead = LeadFactory(
+        status=Lead.Status.CONTACTED, score=0.5, persona=Persona.ENTERPRISE, scored_at=now.replace(microsecond=0),
+        contacted_at=now, snoozed_until=now + timedelta(days=2), raw_payload={"nested": {"a": [1, 2.5, None]}},
+        company_size="", budget_range="",
+    )  # fmt: skip
+    lead.refresh_from_db()
+    body = api_client.get(path.format(LEADS=LEADS, lead=lead)).json()
+    assert body == json.loads(JSONRenderer().render(LeadDetailSerializer(lead).data))
+    assert body["scored_at"].endswith("Z") and body["contacted_at"].endswith("Z")
+
+
 @pytest.mark.parametrize("lead_id", ["999999", "abc"])
 def test_lead_detail_of_an_unknown_lead_is_404(lead_id, api_client):
     assert_problem(api_client.get(f"{LEADS}/{lead_id}"), 404)
