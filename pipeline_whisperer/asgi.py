@@ -1,4 +1,6 @@
-"""ASGI entry point."""
+"""ASGI entry point, for an ASGI server if one is ever chosen. What the deployment serves is
+gunicorn with wsgi.py, which answers liveness before Django; here liveness goes through Django,
+so its host check applies to it as to every other path."""
 
 import os
 
