@@ -37,6 +37,10 @@ class UtcTimestamptzLoader(Loader):
 
 
 def use_fast_timestamp_loader(sender: Any, connection: BaseDatabaseWrapper, **_: Any) -> None:
-    """connection_created receiver: on a PostgreSQL connection whose session is in UTC."""
-    if connection.vendor == "postgresql" and connection.timezone == datetime.UTC:
-        connection.connection.adapters.register_loader(_TIMESTAMPTZ, UtcTimestamptzLoader)
+    """connection_created receiver: on a PostgreSQL connection whose session is in UTC. With the
+    pool this runs at every request's checkout; a pooled connection keeps what it was given once."""
+    if connection.vendor != "postgresql" or connection.timezone != datetime.UTC:
+        return
+    adapters = connection.connection.adapters
+    if adapters.get_loader(_TIMESTAMPTZ, Format.TEXT) is not UtcTimestamptzLoader:
+        adapters.register_loader(_TIMESTAMPTZ, UtcTimestamptzLoader)
