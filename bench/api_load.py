@@ -246,7 +246,10 @@ def measure_service(env: dict[str, str], seeded: dict, args: argparse.Namespace)
 def profile_endpoint(env: dict[str, str], seeded: dict, args: argparse.Namespace) -> None:
     from bench.pipeline_throughput import py_spy
 
-    endpoint = next(e for e in endpoints(seeded["lead_id"], seeded["lead_list_url"]) if e.name == args.profile)
+    named = {e.name: e for e in endpoints(seeded["lead_id"], seeded["lead_list_url"])}
+    if args.profile not in named:
+        sys.exit(f"no endpoint named {args.profile!r}: choose from {', '.join(named)}")
+    endpoint = named[args.profile]
     server = Gunicorn("pipeline_whisperer.wsgi:application", env)
     raw = Path(tempfile.mkdtemp(prefix="pw-profile-")) / "stacks.txt"
     try:
